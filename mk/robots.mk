@@ -1,0 +1,14 @@
+# Real arms (add SIM=1 for the simulated arm).
+.PHONY: collect-piper run-piper collect-flexiv run-flexiv
+collect-piper: ## Record teleoperated Piper episodes into datasets/ (SIM=1 for the simulated arm)
+	@$(PY) -m robot_piper.collect $(if $(SIM),--sim) $(ARGS)
+
+run-piper: ## Piper inference client with RTC (HOST=.. PORT=.. PROMPT=".." SIM=1)
+	@$(PY) -m robot_piper.run --host $${HOST:-127.0.0.1} --port $(PORT) $(if $(PROMPT),--prompt "$(PROMPT)") $(if $(SIM),--sim) $(ARGS)
+
+FLEXIV_PY = $(if $(SIM),$(PY),$(FLEXIV_VENV)/bin/python)
+collect-flexiv: ## Record kinesthetic-teaching Flexiv episodes (SIM=1 for the simulated Rizon)
+	@$(FLEXIV_PY) -m robot_flexiv.collect $(if $(SIM),--sim) $(ARGS)
+
+run-flexiv: ## Flexiv inference client: make run-flexiv MODE=pose|qpos [SIM=1]
+	@$(FLEXIV_PY) -m robot_flexiv.run --mode $${MODE:-pose} --host $${HOST:-127.0.0.1} --port $(PORT) $(if $(PROMPT),--prompt "$(PROMPT)") $(if $(SIM),--sim) $(ARGS)

@@ -1,0 +1,36 @@
+# Data, norm stats, training (JAX and PyTorch), conversion, checkpoint packaging.
+CONFIG ?= debug
+EXP ?= my_experiment
+GPUS ?= 1
+NODES ?= 1
+NODE_RANK ?= 0
+MASTER_ADDR ?= 127.0.0.1
+MASTER_PORT ?= 29500
+ARGS ?=
+
+.PHONY: configs norm-stats train train-pytorch convert strip-checkpoint
+configs: ## List every training config with a one-line description
+	@$(PY) scripts/list_configs.py
+
+norm-stats: ## Compute norm stats for CONFIG (fast: parquet columns only) [MAX_FRAMES=N]
+	@$(PY) scripts/compute_norm_stats.py --config-name $(CONFIG) $(if $(MAX_FRAMES),--max-frames $(MAX_FRAMES)) $(ARGS)
+
+train: ## JAX training: make train CONFIG=pi05_piper_pick_cube EXP=my_experiment [RESUME=1|OVERWRITE=1]
+	XLA_PYTHON_CLIENT_MEM_FRACTION=$${XLA_PYTHON_CLIENT_MEM_FRACTION:-0.9} $(PY) scripts/train.py $(CONFIG) --exp-name=$(EXP) \
+	  $(if $(RESUME),--resume) $(if $(OVERWRITE),--overwrite) $(ARGS)
+
+train-pytorch: ## PyTorch DDP training: make train-pytorch CONFIG=.. EXP=.. [GPUS=8] [NODES=2 NODE_RANK=0 MASTER_ADDR=.. MASTER_PORT=..]
+	@if [ "$(NODES)" = 1 ] && [ "$(GPUS)" = 1 ]; then \
+	  $(PY) scripts/train_pytorch.py $(CONFIG) --exp-name $(EXP) $(if $(RESUME),--resume) $(if $(OVERWRITE),--overwrite) $(ARGS); \
+	elif [ "$(NODES)" = 1 ]; then \
+	  $(VENV)/bin/torchrun --standalone --nnodes=1 --nproc_per_node=$(GPUS) scripts/train_pytorch.py $(CONFIG) --exp-name $(EXP) $(if $(RESUME),--resume) $(if $(OVERWRITE),--overwrite) $(ARGS); \
+	else \
+	  $(VENV)/bin/torchrun --nnodes=$(NODES) --nproc_per_node=$(GPUS) --node_rank=$(NODE_RANK) --master_addr=$(MASTER_ADDR) --master_port=$(MASTER_PORT) \
+	    scripts/train_pytorch.py $(CONFIG) --exp-name $(EXP) $(if $(RESUME),--resume) $(if $(OVERWRITE),--overwrite) $(ARGS); \
+	fi
+
+convert: ## JAX -> PyTorch: make convert CONFIG=pi05_piper_pick_cube CKPT=checkpoints/x/y/19999 OUT=checkpoints/x/y/19999_torch
+	@$(PY) scripts/convert_jax_model_to_pytorch.py --config-name $(CONFIG) --checkpoint-dir $(CKPT) --output-path $(OUT) $(if $(PRECISION),--precision $(PRECISION)) $(ARGS)
+
+strip-checkpoint: ## Make an inference package of a step dir (params+assets, no train_state): CKPT=.. [OUT=..]
+	@$(PY) scripts/package_model.py $(CKPT) $(if $(OUT),--out $(OUT)) $(ARGS)

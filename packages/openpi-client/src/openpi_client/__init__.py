@@ -1,0 +1,1 @@
+"""openpi_client."""

@@ -1,0 +1,45 @@
+"""Shared pytest setup: CPU-only JAX, headless MuJoCo, and the golden reference vectors from ../shared."""
+
+import os
+import pathlib
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("MUJOCO_GL", "egl")
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("WANDB_MODE", "disabled")
+
+import pytest
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _golden_dir() -> pathlib.Path:
+    shared = pathlib.Path(os.environ.get("OPENPI_SHARED_DIR", REPO_ROOT.parent / "shared"))
+    return shared / "golden"
+
+
+GOLDEN_DIR = _golden_dir()
+
+
+@pytest.fixture(scope="session")
+def golden_dir() -> pathlib.Path:
+    """Directory with upstream reference vectors (../shared/golden, or $OPENPI_SHARED_DIR/golden)."""
+    if not GOLDEN_DIR.is_dir():
+        pytest.fail(f"golden vectors not found at {GOLDEN_DIR}; put shared/ beside the repo or set OPENPI_SHARED_DIR")
+    return GOLDEN_DIR
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> pathlib.Path:
+    return REPO_ROOT
+
+
+@pytest.fixture()
+def lerobot_home(tmp_path, monkeypatch) -> pathlib.Path:
+    """An empty HF_LEROBOT_HOME for tests that write LeRobot datasets."""
+    home = tmp_path / "lerobot_home"
+    home.mkdir()
+    monkeypatch.setenv("HF_LEROBOT_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return home
