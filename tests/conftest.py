@@ -43,3 +43,17 @@ def lerobot_home(tmp_path, monkeypatch) -> pathlib.Path:
     monkeypatch.setenv("HF_LEROBOT_HOME", str(home))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     return home
+
+
+@pytest.fixture()
+def openpi_data_home(tmp_path, monkeypatch, golden_dir) -> pathlib.Path:
+    """An OPENPI_DATA_HOME download cache pre-seeded with the tiny sentencepiece model in the place where the
+    real PaliGemma tokenizer (gs://big_vision/paligemma_tokenizer.model) is cached: <cache>/<bucket>/<path>."""
+    import shutil
+
+    home = tmp_path / "openpi_data_home"
+    tok = home / "big_vision" / "paligemma_tokenizer.model"
+    tok.parent.mkdir(parents=True)
+    shutil.copy(golden_dir / "tiny_spm.model", tok)
+    monkeypatch.setenv("OPENPI_DATA_HOME", str(home))
+    return home
