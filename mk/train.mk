@@ -33,4 +33,4 @@ convert: ## JAX -> PyTorch: make convert CONFIG=pi05_piper_pick_cube CKPT=checkp
 	@$(PY) scripts/convert_jax_model_to_pytorch.py --config-name $(CONFIG) --checkpoint-dir $(CKPT) --output-path $(OUT) $(if $(PRECISION),--precision $(PRECISION)) $(ARGS)
 
 strip-checkpoint: ## Make an inference package of a step dir (params+assets, no train_state): CKPT=.. [OUT=..]
-	@$(PY) scripts/package_model.py $(CKPT) $(if $(OUT),--out $(OUT)) $(ARGS)
+	@$(PY) scripts/transfer.py package --ckpt $(CKPT) $(if $(OUT),--out $(OUT)) $(ARGS)

@@ -11,3 +11,7 @@ download-dataset: ## Download a dataset repo into datasets/: make download-datas
 
 download-model: ## Download a model repo into checkpoints/: make download-model REPO=user/name
 	@$(PY) scripts/transfer.py download-model --repo $(REPO) $(ARGS)
+
+.PHONY: rsync
+rsync: ## Copy a big folder between machines without the hub (resumable, checksummed): make rsync SRC=datasets/x/ DEST=user@host:/data/x/
+	@$(PY) scripts/transfer.py rsync --src $(SRC) --dest $(DEST) $(ARGS)
