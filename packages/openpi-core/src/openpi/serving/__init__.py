@@ -1,0 +1,1 @@
+"""Policy serving over websockets (wire-compatible with upstream openpi)."""

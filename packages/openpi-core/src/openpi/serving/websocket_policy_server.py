@@ -1,0 +1,184 @@
+"""Websocket policy server, wire-compatible with upstream openpi.
+
+Protocol: on connect the server sends the metadata (msgpack, binary frame). Then for every binary request frame
+(a msgpack map of observation fields) it replies with the policy's action dict plus
+`server_timing = {"infer_ms", "prev_total_ms"}`. On any error it sends the error text (a traceback, or a one-line
+message naming the bad field for malformed requests) as a *text* frame and closes the connection with 1011; the
+server itself keeps serving other and later clients. `GET /healthz` answers `200 OK`.
+
+Beyond upstream: optional API-key check at the handshake (401), a maximum request size with a clear error, and
+inference runs in a worker thread under a lock, so concurrent clients are serialized and the event loop (health
+checks, handshakes) stays responsive during a slow inference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import http
+import logging
+import threading
+import time
+import traceback
+
+import msgpack
+import websockets.asyncio.server as _server
+import websockets.exceptions
+import websockets.frames
+import websockets.http11
+
+from openpi_client import base_policy as _base_policy
+from openpi_client import msgpack_numpy
+
+logger = logging.getLogger("openpi.serving")
+
+DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+class RequestError(ValueError):
+    """A malformed request; the message names the problem and is sent to the client."""
+
+
+def decode_request(message: bytes | str, *, max_message_bytes: int | None) -> dict:
+    if isinstance(message, str):
+        raise RequestError("request was a text frame; send the observation as a binary msgpack frame (packb(obs))")
+    if max_message_bytes is not None and len(message) > max_message_bytes:
+        raise RequestError(
+            f"request is {len(message)} bytes, above the server limit of {max_message_bytes} bytes; send smaller "
+            "images (e.g. resize_with_pad to 224x224 on the client) or restart the server with a larger "
+            "--max-message-mb"
+        )
+    try:
+        obs = msgpack_numpy.unpackb(message)
+    except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, ValueError, TypeError) as e:
+        raise RequestError(
+            f"request is not valid openpi msgpack ({type(e).__name__}: {e}); use openpi_client.msgpack_numpy.packb"
+        ) from e
+    if not isinstance(obs, dict):
+        raise RequestError(f"request must be a msgpack map of observation fields, got {type(obs).__name__}")
+    return obs
+
+
+class WebsocketPolicyServer:
+    def __init__(
+        self,
+        policy: _base_policy.BasePolicy,
+        host: str = "0.0.0.0",
+        port: int | None = 8000,
+        metadata: dict | None = None,
+        api_key: str | None = None,
+        max_message_bytes: int | None = DEFAULT_MAX_MESSAGE_BYTES,
+    ) -> None:
+        self._policy = policy
+        self._host = host
+        self._port = port
+        self._metadata = metadata or {}
+        self._api_key = api_key
+        self._max_message_bytes = max_message_bytes
+        self._infer_lock = threading.Lock()
+        self._server: _server.Server | None = None
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.bound_port: int | None = None
+        self._metadata_bytes = msgpack_numpy.packb(self._metadata)
+
+    def serve_forever(self) -> None:
+        asyncio.run(self.run())
+
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        async with _server.serve(
+            self._handler,
+            self._host,
+            self._port or 0,
+            compression=None,
+            max_size=None,
+            process_request=self._process_request,
+        ) as server:
+            self._server = server
+            self.bound_port = server.sockets[0].getsockname()[1]
+            logger.info("Policy server listening on %s:%d", self._host, self.bound_port)
+            self._ready.set()
+            await server.serve_forever()
+
+    def shutdown(self) -> None:
+        if self._server is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._server.close)
+
+    def _process_request(self, connection, request: websockets.http11.Request):
+        if request.path == "/healthz":
+            return connection.respond(http.HTTPStatus.OK, "OK\n")
+        if self._api_key is not None:
+            given = request.headers.get("Authorization", "")
+            expected = f"Api-Key {self._api_key}"
+            if not hmac.compare_digest(given.encode(), expected.encode()):
+                logger.warning("Rejected connection from %s: bad or missing API key", connection.remote_address)
+                return connection.respond(http.HTTPStatus.UNAUTHORIZED, "Invalid or missing API key\n")
+        return None
+
+    def _infer(self, obs: dict) -> dict:
+        with self._infer_lock:
+            return self._policy.infer(obs)
+
+    async def _handler(self, websocket: _server.ServerConnection) -> None:
+        logger.info("Connection from %s opened", websocket.remote_address)
+        packer = msgpack_numpy.Packer()
+        await websocket.send(self._metadata_bytes)
+        prev_total_time = None
+        while True:
+            try:
+                start = time.monotonic()
+                message = await websocket.recv()
+                obs = decode_request(message, max_message_bytes=self._max_message_bytes)
+                infer_start = time.monotonic()
+                action = await asyncio.to_thread(self._infer, obs)
+                infer_time = time.monotonic() - infer_start
+                if not isinstance(action, dict):
+                    raise TypeError(f"policy.infer must return a dict, got {type(action).__name__}")
+                action = dict(action)
+                action["server_timing"] = {"infer_ms": infer_time * 1000}
+                if prev_total_time is not None:
+                    action["server_timing"]["prev_total_ms"] = prev_total_time * 1000
+                await websocket.send(packer.pack(action))
+                prev_total_time = time.monotonic() - start
+            except websockets.exceptions.ConnectionClosed:
+                logger.info("Connection from %s closed", websocket.remote_address)
+                break
+            except Exception as e:
+                text = str(e) if isinstance(e, RequestError) else traceback.format_exc()
+                if isinstance(e, RequestError):
+                    logger.warning("Bad request from %s: %s", websocket.remote_address, e)
+                else:
+                    logger.exception("Inference failed for %s", websocket.remote_address)
+                with contextlib.suppress(websockets.exceptions.ConnectionClosed):
+                    await websocket.send(text)
+                    await websocket.close(
+                        code=websockets.frames.CloseCode.INTERNAL_ERROR,
+                        reason="Internal server error. Traceback included in previous frame.",
+                    )
+                break
+
+
+@contextlib.contextmanager
+def serve_in_thread(policy: _base_policy.BasePolicy, *, host: str = "127.0.0.1", port: int = 0, **kwargs):
+    """Run a server in a daemon thread (tests, notebooks): `with serve_in_thread(p) as (server, port): ...`."""
+    server = WebsocketPolicyServer(policy, host=host, port=port, **kwargs)
+    errors: list[BaseException] = []
+
+    def _run():
+        try:
+            server.serve_forever()
+        except BaseException as e:  # surfaced to the caller below
+            errors.append(e)
+            server._ready.set()
+
+    thread = threading.Thread(target=_run, daemon=True, name="policy-server")
+    thread.start()
+    if not server._ready.wait(timeout=30) or errors:
+        raise RuntimeError(f"policy server failed to start: {errors[0] if errors else 'timeout'}")
+    try:
+        yield server, server.bound_port
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
