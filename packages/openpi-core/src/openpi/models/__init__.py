@@ -1,0 +1,1 @@
+"""pi0 / pi0.5 in JAX (flax nnx) with upstream openpi's parameter tree."""

@@ -1,0 +1,91 @@
+"""Pi0Config: the pi0 / pi0.5 model configuration (upstream fields and defaults, plus tiny-test knobs)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+import jax
+import jax.numpy as jnp
+
+from openpi.models import gemma as _gemma
+from openpi.models import model as _model
+
+if TYPE_CHECKING:
+    from openpi.models.pi0 import Pi0
+
+
+@dataclasses.dataclass(frozen=True)
+class Pi0Config(_model.BaseModelConfig):
+    dtype: str = "bfloat16"
+    paligemma_variant: str = "gemma_2b"
+    action_expert_variant: str = "gemma_300m"
+
+    action_dim: int = 32
+    action_horizon: int = 50
+    max_token_len: int = None  # type: ignore[assignment]  # 200 for pi0.5, 48 for pi0
+    pi05: bool = False
+    discrete_state_input: bool = None  # type: ignore[assignment]  # defaults to pi05
+    pytorch_compile_mode: str | None = "default"
+
+    # Our additions (upstream hard-codes these): the golden tiny models use a small SigLIP and a 1024-token vocab.
+    vision_variant: str = "So400m/14"
+    paligemma_vocab_size: int = _gemma.PALIGEMMA_VOCAB_SIZE
+    # Training-time RTC (action prefix conditioning): 0 = off; D > 0 samples a delay d in [0, D) per example.
+    rtc_max_delay: int = 0
+
+    def __post_init__(self):
+        if self.max_token_len is None:
+            object.__setattr__(self, "max_token_len", 200 if self.pi05 else 48)
+        if self.discrete_state_input is None:
+            object.__setattr__(self, "discrete_state_input", self.pi05)
+        _gemma.get_config(self.paligemma_variant)
+        _gemma.get_config(self.action_expert_variant)
+        if self.rtc_max_delay < 0 or self.rtc_max_delay >= self.action_horizon:
+            raise ValueError(f"rtc_max_delay={self.rtc_max_delay} must be in [0, action_horizon={self.action_horizon})")
+
+    @property
+    def model_type(self) -> _model.ModelType:
+        return _model.ModelType.PI05 if self.pi05 else _model.ModelType.PI0
+
+    def create(self, rng) -> Pi0:
+        from flax import nnx
+
+        from openpi.models.pi0 import Pi0
+
+        return Pi0(self, rngs=nnx.Rngs(rng))
+
+    def inputs_spec(self, *, batch_size: int = 1):
+        image_spec = jax.ShapeDtypeStruct([batch_size, *_model.IMAGE_RESOLUTION, 3], jnp.float32)
+        mask_spec = jax.ShapeDtypeStruct([batch_size], jnp.bool_)
+        obs = _model.Observation(
+            images={k: image_spec for k in _model.IMAGE_KEYS},
+            image_masks={k: mask_spec for k in _model.IMAGE_KEYS},
+            state=jax.ShapeDtypeStruct([batch_size, self.action_dim], jnp.float32),
+            tokenized_prompt=jax.ShapeDtypeStruct([batch_size, self.max_token_len], jnp.int32),
+            tokenized_prompt_mask=jax.ShapeDtypeStruct([batch_size, self.max_token_len], jnp.bool_),
+        )
+        return obs, jax.ShapeDtypeStruct([batch_size, self.action_horizon, self.action_dim], jnp.float32)
+
+    def get_freeze_filter(self):
+        """Freeze the non-LoRA weights of a LoRA LLM (upstream rules); LoRA weights, SigLIP and heads train."""
+        from flax import nnx
+
+        from openpi.shared.nnx_utils import PathRegex
+
+        gemma_lora = "lora" in self.paligemma_variant
+        expert_lora = "lora" in self.action_expert_variant
+        filters = []
+        has_lora = False
+        if gemma_lora:
+            filters.append(PathRegex(".*llm.*"))
+            if not expert_lora:
+                filters.append(nnx.Not(PathRegex(".*llm.*_1.*")))
+            has_lora = True
+        elif expert_lora:
+            filters.append(PathRegex(".*llm.*_1.*"))
+            has_lora = True
+        if has_lora:
+            filters.append(nnx.Not(PathRegex(".*lora.*")))
+            return nnx.All(*filters)
+        return nnx.Nothing

@@ -1,0 +1,125 @@
+"""SigLIP ViT image encoder (big_vision layout under `PaliGemma/img`), as used by pi0 / pi0.5.
+
+So400m/14 is width 1152, depth 27, mlp 4304, 16 heads; "tiny" (tests, golden small SigLIP) is width 32, depth 2, mlp 64,
+4 heads. Patch 14, learned position embedding, no pooling, `head` Dense to the LLM width.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from openpi.models.params_tree import init_normal
+from openpi.models.params_tree import lecun_normal
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    width: int
+    depth: int
+    mlp_dim: int
+    num_heads: int
+    patch: int = 14
+
+
+VARIANTS = {
+    "So400m/14": Config(width=1152, depth=27, mlp_dim=4304, num_heads=16),
+    "tiny": Config(width=32, depth=2, mlp_dim=64, num_heads=4),
+}
+
+
+def get_config(variant: str) -> Config:
+    if variant not in VARIANTS:
+        raise ValueError(f"Unknown SigLIP variant {variant!r}; use one of {sorted(VARIANTS)}")
+    return VARIANTS[variant]
+
+
+def init_params(key, cfg: Config, *, num_classes: int, image_size: int = 224) -> dict:
+    k = iter(jax.random.split(key, 16))
+    W, L, M, N = cfg.width, cfg.depth, cfg.mlp_dim, cfg.num_heads
+    hd = W // N
+    n_tokens = (image_size // cfg.patch) ** 2
+    z = jnp.zeros
+    block = {
+        "LayerNorm_0": {"scale": jnp.ones((L, W)), "bias": z((L, W))},
+        "LayerNorm_1": {"scale": jnp.ones((L, W)), "bias": z((L, W))},
+        "MultiHeadDotProductAttention_0": {
+            name: {"kernel": lecun_normal(next(k), (L, W, N, hd), W), "bias": z((L, N, hd))}
+            for name in ("query", "key", "value")
+        },
+        "MlpBlock_0": {
+            "Dense_0": {"kernel": lecun_normal(next(k), (L, W, M), W), "bias": z((L, M))},
+            "Dense_1": {"kernel": lecun_normal(next(k), (L, M, W), M), "bias": z((L, W))},
+        },
+    }
+    block["MultiHeadDotProductAttention_0"]["out"] = {
+        "kernel": lecun_normal(next(k), (L, N, hd, W), W),
+        "bias": z((L, W)),
+    }
+    return {
+        "embedding": {"kernel": lecun_normal(next(k), (cfg.patch, cfg.patch, 3, W), cfg.patch**2 * 3), "bias": z((W,))},
+        "pos_embedding": init_normal(next(k), (1, n_tokens, W), W**-0.5),
+        "Transformer": {"encoderblock": block, "encoder_norm": {"scale": jnp.ones((W,)), "bias": z((W,))}},
+        "head": {"kernel": z((W, num_classes)), "bias": z((num_classes,))},
+    }
+
+
+def layer_norm(x, p, eps=1e-6):
+    xf = x.astype(jnp.float32)
+    mean = jnp.mean(xf, axis=-1, keepdims=True)
+    var = jnp.maximum(jnp.mean(jnp.square(xf), axis=-1, keepdims=True) - jnp.square(mean), 0.0)
+    y = (xf - mean) * jax.lax.rsqrt(var + eps)
+    return (y * p["scale"].astype(jnp.float32) + p["bias"].astype(jnp.float32)).astype(x.dtype)
+
+
+def _block(x, p, dtype):
+    y = layer_norm(x, p["LayerNorm_0"])
+    a = p["MultiHeadDotProductAttention_0"]
+    q, k, v = (
+        jnp.einsum("btd,dnh->btnh", y, a[n]["kernel"].astype(dtype)) + a[n]["bias"].astype(dtype)
+        for n in ("query", "key", "value")
+    )
+    q = q / jnp.sqrt(jnp.asarray(q.shape[-1], dtype)).astype(dtype)
+    logits = jnp.einsum("btnh,bsnh->bnts", q, k, preferred_element_type=jnp.float32)
+    probs = jax.nn.softmax(logits, axis=-1).astype(dtype)
+    o = jnp.einsum("bnts,bsnh->btnh", probs, v)
+    o = jnp.einsum("btnh,nhd->btd", o, a["out"]["kernel"].astype(dtype)) + a["out"]["bias"].astype(dtype)
+    x = x + o
+    y = layer_norm(x, p["LayerNorm_1"])
+    m = p["MlpBlock_0"]
+    h = jax.nn.gelu(
+        jnp.dot(y, m["Dense_0"]["kernel"].astype(dtype)) + m["Dense_0"]["bias"].astype(dtype), approximate=True
+    )
+    return x + jnp.dot(h, m["Dense_1"]["kernel"].astype(dtype)) + m["Dense_1"]["bias"].astype(dtype)
+
+
+def forward(params: dict, image, *, dtype=jnp.float32, return_intermediates: bool = False):
+    """image [B,H,W,3] float in [-1,1] -> tokens [B, (H/14)*(W/14), num_classes]."""
+    e = params["embedding"]
+    patch = e["kernel"].shape[0]
+    x = jax.lax.conv_general_dilated(
+        image.astype(jnp.float32),
+        e["kernel"].astype(jnp.float32),
+        (patch, patch),
+        "VALID",
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    ) + e["bias"].astype(jnp.float32)
+    stem = x
+    b, h, w, c = x.shape
+    x = x.reshape(b, h * w, c) + params["pos_embedding"].astype(jnp.float32)
+    with_posemb = x
+    x = x.astype(dtype)
+
+    def body(carry, lp):
+        return _block(carry, lp, dtype), None
+
+    x, _ = jax.lax.scan(body, x, params["Transformer"]["encoderblock"])
+    x = layer_norm(x, params["Transformer"]["encoder_norm"])
+    encoded = x
+    hd = params["head"]
+    out = jnp.dot(x, hd["kernel"].astype(dtype)) + hd["bias"].astype(dtype)
+    if return_intermediates:
+        return out, {"stem": stem, "with_posemb": with_posemb, "encoded": encoded}
+    return out
