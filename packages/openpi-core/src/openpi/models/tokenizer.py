@@ -63,3 +63,21 @@ class PaligemmaTokenizer:
             tokens = tokens[: self._max_len]
             mask = [True] * self._max_len
         return np.asarray(tokens, dtype=np.int64), np.asarray(mask, dtype=bool)
+
+
+class LazyPaligemmaTokenizer:
+    """Creates the PaligemmaTokenizer (which may download the sentencepiece model) on first use, so building a data
+    config never touches the network."""
+
+    def __init__(self, max_len: int = 48, model_path: str | None = None):
+        self._max_len, self._model_path = max_len, model_path
+        self._tok: PaligemmaTokenizer | None = None
+
+    @property
+    def max_len(self) -> int:
+        return self._max_len
+
+    def tokenize(self, prompt: str, state=None):
+        if self._tok is None:
+            self._tok = PaligemmaTokenizer(self._max_len, self._model_path)
+        return self._tok.tokenize(prompt, state)

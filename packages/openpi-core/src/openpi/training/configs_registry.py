@@ -1,0 +1,184 @@
+"""The named training / serving configs. `make configs` prints them; add yours here."""
+
+from __future__ import annotations
+
+import openpi.models.pi0_config as pi0_config
+from openpi.training.config import PI0_BASE
+from openpi.training.config import PI05_BASE
+from openpi.training.config import AssetsConfig
+from openpi.training.config import FakeDataConfig
+from openpi.training.config import LeRobotAlohaDataConfig
+from openpi.training.config import LeRobotSingleArmDataConfig
+from openpi.training.config import TrainConfig
+import openpi.training.optimizer as _optimizer
+import openpi.training.weight_loaders as weight_loaders
+
+# Tiny model for CPU tests / the offline demo: the same code path as pi0.5, Gemma "dummy" (width 64, depth 4)
+# for both experts and a 2-layer SigLIP. The full PaliGemma vocab keeps the real tokenizer usable.
+TINY = dict(paligemma_variant="dummy", action_expert_variant="dummy", vision_variant="tiny", dtype="float32")
+
+ALOHA_RESET_POSE = [0, -1.5, 1.5, 0, 0, 0]
+
+
+def _piper(name, *, lora=False, description=""):
+    model = pi0_config.Pi0Config(
+        pi05=True,
+        **({"paligemma_variant": "gemma_2b_lora", "action_expert_variant": "gemma_300m_lora"} if lora else {}),
+    )
+    return TrainConfig(
+        name=name,
+        description=description,
+        model=model,
+        data=LeRobotSingleArmDataConfig(
+            repo_id="piper_lerobot_data",
+            robot="piper",
+            delta_mask=(6, -1),
+            default_prompt="pick up the cube",
+            assets=AssetsConfig(asset_id="piper"),
+        ),
+        weight_loader=weight_loaders.CheckpointWeightLoader(f"{PI05_BASE}/params"),
+        num_train_steps=30_000,
+        ema_decay=None if lora else 0.99,
+        policy_metadata={"robot": "piper", "action_dim": 7, "action_horizon": model.action_horizon, "control_hz": 30},
+    )
+
+
+def _flexiv(name, mode, *, lora=False, description=""):
+    model = pi0_config.Pi0Config(
+        pi05=True,
+        **({"paligemma_variant": "gemma_2b_lora", "action_expert_variant": "gemma_300m_lora"} if lora else {}),
+    )
+    dim = 8 if mode == "qpos" else 10
+    return TrainConfig(
+        name=name,
+        description=description,
+        model=model,
+        data=LeRobotSingleArmDataConfig(
+            repo_id="flexiv_lerobot_data",
+            robot="flexiv",
+            mode=mode,
+            # qpos: 7 joints relative, gripper absolute. pose: xyz relative; rotation-6D and gripper absolute.
+            delta_mask=(7, -1) if mode == "qpos" else (3, -7),
+            assets=AssetsConfig(asset_id=f"flexiv_{mode}"),
+        ),
+        weight_loader=weight_loaders.CheckpointWeightLoader(f"{PI05_BASE}/params"),
+        num_train_steps=30_000,
+        ema_decay=None if lora else 0.99,
+        policy_metadata={
+            "robot": "flexiv",
+            "mode": mode,
+            "action_dim": dim,
+            "action_horizon": model.action_horizon,
+            "control_hz": 20,
+        },
+    )
+
+
+CONFIGS = [
+    # ------------------------------------------------------------------------------------------- tiny / CPU
+    TrainConfig(
+        name="debug",
+        description="tiny pi0 on fake data (CPU smoke test)",
+        model=pi0_config.Pi0Config(action_horizon=10, **TINY),
+        data=FakeDataConfig(),
+        batch_size=2,
+        num_train_steps=10,
+        save_interval=100,
+        log_interval=1,
+        num_workers=0,
+        wandb_enabled=False,
+        ema_decay=None,
+    ),
+    TrainConfig(
+        name="debug_pi05",
+        description="tiny pi0.5 on fake data (CPU smoke test)",
+        model=pi0_config.Pi0Config(pi05=True, action_horizon=10, **TINY),
+        data=FakeDataConfig(),
+        batch_size=2,
+        num_train_steps=10,
+        save_interval=100,
+        log_interval=1,
+        num_workers=0,
+        wandb_enabled=False,
+        ema_decay=None,
+    ),
+    TrainConfig(
+        name="debug_pi05_aloha_sim",
+        description="tiny pi0.5 on the scripted ALOHA-sim dataset (make demo)",
+        model=pi0_config.Pi0Config(pi05=True, action_horizon=10, **TINY),
+        data=LeRobotAlohaDataConfig(
+            repo_id="aloha_sim_scripted", default_prompt="Transfer cube", use_delta_joint_actions=False
+        ),
+        lr_schedule=_optimizer.CosineDecaySchedule(warmup_steps=20, peak_lr=1e-3, decay_steps=1000, decay_lr=1e-4),
+        batch_size=8,
+        num_train_steps=300,
+        save_interval=100,
+        log_interval=10,
+        num_workers=0,
+        wandb_enabled=False,
+        ema_decay=None,
+        policy_metadata={"robot": "aloha_sim", "action_dim": 14, "action_horizon": 10, "control_hz": 50},
+    ),
+    # -------------------------------------------------------------------------------------------- ALOHA
+    TrainConfig(
+        name="pi0_aloha_sim",
+        description="pi0 on lerobot/aloha_sim_transfer_cube_human (serve --env ALOHA_SIM)",
+        model=pi0_config.Pi0Config(),
+        data=LeRobotAlohaDataConfig(
+            repo_id="lerobot/aloha_sim_transfer_cube_human",
+            default_prompt="Transfer cube",
+            use_delta_joint_actions=False,
+        ),
+        weight_loader=weight_loaders.CheckpointWeightLoader(f"{PI0_BASE}/params"),
+        num_train_steps=20_000,
+        policy_metadata={"robot": "aloha_sim", "action_dim": 14, "action_horizon": 50, "control_hz": 50},
+    ),
+    TrainConfig(
+        name="pi0_aloha",
+        description="pi0 ALOHA (Trossen) inference with the base model's trossen norm stats",
+        model=pi0_config.Pi0Config(),
+        data=LeRobotAlohaDataConfig(repo_id="trossen", assets=AssetsConfig(asset_id="trossen")),
+        policy_metadata={"reset_pose": ALOHA_RESET_POSE, "action_dim": 14, "action_horizon": 50, "control_hz": 50},
+    ),
+    TrainConfig(
+        name="pi05_aloha",
+        description="pi0.5 ALOHA inference (serve --env ALOHA with pi05_base)",
+        model=pi0_config.Pi0Config(pi05=True),
+        data=LeRobotAlohaDataConfig(repo_id="trossen", assets=AssetsConfig(asset_id="trossen")),
+        policy_metadata={"reset_pose": ALOHA_RESET_POSE, "action_dim": 14, "action_horizon": 50, "control_hz": 50},
+    ),
+    # -------------------------------------------------------------------------------------------- Piper
+    _piper("pi05_piper_pick_cube", description="pi0.5 full fine-tune on datasets/piper_lerobot_data (7-d joints)"),
+    _piper("pi05_piper_pick_cube_lora", lora=True, description="pi0.5 LoRA fine-tune for Piper (fits ~24 GB GPUs)"),
+    TrainConfig(
+        name="pi05_piper_base",
+        description="zero-shot pi05_base on Piper (serve --env PIPER)",
+        model=pi0_config.Pi0Config(pi05=True),
+        data=LeRobotSingleArmDataConfig(
+            repo_id="piper_lerobot_data",
+            robot="piper",
+            delta_mask=(6, -1),
+            default_prompt="pick up the cube",
+            assets=AssetsConfig(assets_dir=f"{PI05_BASE}/assets", asset_id="trossen"),
+        ),
+        policy_metadata={"robot": "piper", "action_dim": 7, "action_horizon": 50, "control_hz": 30},
+    ),
+    # -------------------------------------------------------------------------------------------- Flexiv
+    _flexiv("pi05_flexiv_pose_train", "pose", description="pi0.5 on Flexiv TCP pose (xyz + rot6d + gripper)"),
+    _flexiv("pi05_flexiv_qpos_train", "qpos", description="pi0.5 on Flexiv joints (7 + gripper)"),
+    _flexiv("pi05_flexiv_pose_train_lora", "pose", lora=True, description="LoRA version of pi05_flexiv_pose_train"),
+    _flexiv("pi05_flexiv_qpos_train_lora", "qpos", lora=True, description="LoRA version of pi05_flexiv_qpos_train"),
+    TrainConfig(
+        name="pi05_flexiv_base",
+        description="zero-shot pi05_base on Flexiv in qpos mode (serve --env FLEXIV)",
+        model=pi0_config.Pi0Config(pi05=True),
+        data=LeRobotSingleArmDataConfig(
+            repo_id="flexiv_lerobot_data",
+            robot="flexiv",
+            mode="qpos",
+            delta_mask=(7, -1),
+            assets=AssetsConfig(assets_dir=f"{PI05_BASE}/assets", asset_id="franka"),
+        ),
+        policy_metadata={"robot": "flexiv", "mode": "qpos", "action_dim": 8, "action_horizon": 50, "control_hz": 20},
+    ),
+]
