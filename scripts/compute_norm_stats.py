@@ -23,13 +23,18 @@ import openpi.training.config as _config
 from openpi.training.norm_stats import compute
 
 
-def main(config_name: str, max_frames: int | None = None, slow: bool = False) -> pathlib.Path:
+def main(
+    config_name: str, max_frames: int | None = None, slow: bool = False, assets_base_dir: str | None = None
+) -> pathlib.Path:
     """Args:
     config_name: Training config (see `make configs`).
     max_frames: Use a random subset of about this many frames (default: the whole dataset).
     slow: Go through the full data pipeline (decodes video) instead of reading parquet columns.
+    assets_base_dir: Override the config's assets_base_dir (default ./assets).
     """
     config = _config.get_config(config_name)
+    if assets_base_dir is not None:
+        config = dataclasses.replace(config, assets_base_dir=assets_base_dir)
     start = time.time()
     data_config, norm_stats, frames = compute(config, max_frames=max_frames, slow=slow)
     out_dir = config.assets_dirs / data_config.asset_id
@@ -46,9 +51,10 @@ class Args:
     config_name: str
     max_frames: int | None = None
     slow: bool = False
+    assets_base_dir: str | None = None
 
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO)
     args = tyro.cli(Args)
-    main(args.config_name, args.max_frames, args.slow)
+    main(args.config_name, args.max_frames, args.slow, args.assets_base_dir)

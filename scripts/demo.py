@@ -37,6 +37,8 @@ class Args:
     image_width: int = 320
     out_dir: pathlib.Path = ROOT / "outputs" / "demo"
     datasets_dir: pathlib.Path = ROOT / "datasets"
+    checkpoint_base_dir: pathlib.Path = ROOT / "checkpoints"
+    assets_base_dir: pathlib.Path = ROOT / "assets"
     regenerate: bool = False
     """Regenerate the dataset even if it exists."""
     episode_steps: int = 400
@@ -97,26 +99,75 @@ def plot_loss(metrics_file: pathlib.Path, out_png: pathlib.Path) -> pathlib.Path
 
 def main(args: Args) -> None:
     py = sys.executable
-    env = dict(os.environ, HF_LEROBOT_HOME=str(args.datasets_dir), JAX_PLATFORMS=os.environ.get("JAX_PLATFORMS", "cpu"),
-               PYTHONUNBUFFERED="1")
+    env = dict(
+        os.environ,
+        HF_LEROBOT_HOME=str(args.datasets_dir),
+        JAX_PLATFORMS=os.environ.get("JAX_PLATFORMS", "cpu"),
+        PYTHONUNBUFFERED="1",
+    )
     timings: dict[str, float] = {}
     t0 = time.time()
     repo = "aloha_sim_scripted"
     if args.regenerate or not (args.datasets_dir / repo / "meta" / "info.json").exists():
-        timings["generate"] = _run("generate demonstrations", [
-            py, "-m", "aloha_sim.generate", "--repo-id", repo, "--num-episodes", str(args.num_episodes),
-            "--image-height", str(args.image_height), "--image-width", str(args.image_width), "--overwrite"], env)
-    timings["norm_stats"] = _run("norm stats", [py, "scripts/compute_norm_stats.py", "--config-name", args.config], env)
-    timings["train"] = _run("train", [
-        py, "scripts/train.py", args.config, f"--exp-name={args.exp_name}", "--overwrite",
-        f"--num-train-steps={args.train_steps}", f"--batch-size={args.batch_size}"], env)
-    ckpt_root = ROOT / "checkpoints" / args.config / args.exp_name
+        timings["generate"] = _run(
+            "generate demonstrations",
+            [
+                py,
+                "-m",
+                "aloha_sim.generate",
+                "--repo-id",
+                repo,
+                "--num-episodes",
+                str(args.num_episodes),
+                "--image-height",
+                str(args.image_height),
+                "--image-width",
+                str(args.image_width),
+                "--overwrite",
+            ],
+            env,
+        )
+    timings["norm_stats"] = _run(
+        "norm stats",
+        [
+            py,
+            "scripts/compute_norm_stats.py",
+            "--config-name",
+            args.config,
+            "--assets-base-dir",
+            str(args.assets_base_dir),
+        ],
+        env,
+    )
+    timings["train"] = _run(
+        "train",
+        [
+            py,
+            "scripts/train.py",
+            args.config,
+            f"--exp-name={args.exp_name}",
+            "--overwrite",
+            f"--num-train-steps={args.train_steps}",
+            f"--batch-size={args.batch_size}",
+            f"--checkpoint-base-dir={args.checkpoint_base_dir}",
+            f"--assets-base-dir={args.assets_base_dir}",
+        ],
+        env,
+    )
+    ckpt_root = args.checkpoint_base_dir / args.config / args.exp_name
     steps = sorted(int(p.name) for p in ckpt_root.iterdir() if p.name.isdigit())
     ckpt = ckpt_root / str(steps[-1])
 
     port = _free_port()
-    server_cmd = [py, "scripts/serve_policy.py", "--port", str(port), "policy:checkpoint",
-                  f"--policy.config={args.config}", f"--policy.dir={ckpt}"]
+    server_cmd = [
+        py,
+        "scripts/serve_policy.py",
+        "--port",
+        str(port),
+        "policy:checkpoint",
+        f"--policy.config={args.config}",
+        f"--policy.dir={ckpt}",
+    ]
     print(f"\n=== [demo] serve: {' '.join(server_cmd)}", flush=True)
     start = time.time()
     server = subprocess.Popen(server_cmd, env=env, cwd=ROOT)
@@ -124,10 +175,27 @@ def main(args: Args) -> None:
         _wait_healthy(port, server)
         timings["serve_startup"] = time.time() - start
         video_dir = args.out_dir / "videos"
-        timings["sim_episode"] = _run("sim episode", [
-            py, "-m", "aloha_sim.main", "--host", "127.0.0.1", "--port", str(port), "--out-dir", str(video_dir),
-            "--num-episodes", "1", "--max-episode-steps", str(args.episode_steps),
-            "--action-horizon", str(args.action_horizon)], env)
+        timings["sim_episode"] = _run(
+            "sim episode",
+            [
+                py,
+                "-m",
+                "aloha_sim.main",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--out-dir",
+                str(video_dir),
+                "--num-episodes",
+                "1",
+                "--max-episode-steps",
+                str(args.episode_steps),
+                "--action-horizon",
+                str(args.action_horizon),
+            ],
+            env,
+        )
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -53,12 +53,18 @@ class DataConfig:
     prompt_from_task: bool = False
 
 
+# A small sentencepiece model shipped with the package for the tiny CPU configs (offline demo and tests); real
+# configs use PaliGemma's tokenizer (gs://big_vision/paligemma_tokenizer.model, downloaded once into the cache).
+DEBUG_TOKENIZER = str(pathlib.Path(__file__).resolve().parents[1] / "assets" / "debug_tokenizer.model")
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelTransformFactory:
     default_prompt: str | None = None
+    tokenizer_path: str | None = None
 
     def __call__(self, model_config: _model.BaseModelConfig) -> _transforms.Group:
-        tok = _tokenizer.LazyPaligemmaTokenizer(model_config.max_token_len)
+        tok = _tokenizer.LazyPaligemmaTokenizer(model_config.max_token_len, self.tokenizer_path)
         discrete = bool(getattr(model_config, "discrete_state_input", False))
         return _transforms.Group(
             inputs=[
@@ -75,6 +81,7 @@ class DataConfigFactory(abc.ABC):
     repo_id: str = tyro.MISSING
     assets: AssetsConfig = dataclasses.field(default_factory=AssetsConfig)
     base_config: tyro.conf.Suppress[DataConfig | None] = None
+    tokenizer_path: str | None = None  # None = PaliGemma's tokenizer
 
     @abc.abstractmethod
     def create(self, assets_dirs: pathlib.Path, model_config: _model.BaseModelConfig) -> DataConfig: ...
@@ -150,7 +157,7 @@ class LeRobotAlohaDataConfig(DataConfigFactory):
             self.create_base_config(assets_dirs, model_config),
             repack_transforms=repack,
             data_transforms=data,
-            model_transforms=ModelTransformFactory(self.default_prompt)(model_config),
+            model_transforms=ModelTransformFactory(self.default_prompt, self.tokenizer_path)(model_config),
             action_sequence_keys=("action",),
         )
 
@@ -199,7 +206,7 @@ class LeRobotSingleArmDataConfig(DataConfigFactory):
             self.create_base_config(assets_dirs, model_config),
             repack_transforms=repack,
             data_transforms=data,
-            model_transforms=ModelTransformFactory(self.default_prompt)(model_config),
+            model_transforms=ModelTransformFactory(self.default_prompt, self.tokenizer_path)(model_config),
             action_sequence_keys=(action_key,),
             prompt_from_task=True,
         )

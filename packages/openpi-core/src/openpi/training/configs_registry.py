@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import openpi.models.pi0_config as pi0_config
+from openpi.training.config import DEBUG_TOKENIZER
 from openpi.training.config import PI0_BASE
 from openpi.training.config import PI05_BASE
 from openpi.training.config import AssetsConfig
@@ -14,8 +15,15 @@ import openpi.training.optimizer as _optimizer
 import openpi.training.weight_loaders as weight_loaders
 
 # Tiny model for CPU tests / the offline demo: the same code path as pi0.5, Gemma "dummy" (width 64, depth 4)
-# for both experts and a 2-layer SigLIP. The full PaliGemma vocab keeps the real tokenizer usable.
-TINY = dict(paligemma_variant="dummy", action_expert_variant="dummy", vision_variant="tiny", dtype="float32")
+# for both experts, a 2-layer SigLIP, a 1024-token vocab and the small bundled tokenizer (works offline).
+TINY = dict(
+    paligemma_variant="dummy",
+    action_expert_variant="dummy",
+    vision_variant="tiny",
+    dtype="float32",
+    paligemma_vocab_size=1024,
+    max_token_len=96,
+)
 
 ALOHA_RESET_POSE = [0, -1.5, 1.5, 0, 0, 0]
 
@@ -107,7 +115,10 @@ CONFIGS = [
         description="tiny pi0.5 on the scripted ALOHA-sim dataset (make demo)",
         model=pi0_config.Pi0Config(pi05=True, action_horizon=10, **TINY),
         data=LeRobotAlohaDataConfig(
-            repo_id="aloha_sim_scripted", default_prompt="Transfer cube", use_delta_joint_actions=False
+            repo_id="aloha_sim_scripted",
+            default_prompt="Transfer cube",
+            use_delta_joint_actions=False,
+            tokenizer_path=DEBUG_TOKENIZER,
         ),
         lr_schedule=_optimizer.CosineDecaySchedule(warmup_steps=20, peak_lr=1e-3, decay_steps=1000, decay_lr=1e-4),
         batch_size=8,
