@@ -114,7 +114,7 @@ def _init_norm(adaptive: bool, width: int, lead: tuple) -> dict:
 
 def embed(params: dict, tokens, dtype=jnp.float32):
     table = params["embedder"]["input_embedding"]
-    x = jnp.take(jnp.asarray(table), tokens, axis=0).astype(dtype)
+    x = jnp.take(jnp.asarray(table), tokens, axis=0, mode="clip").astype(dtype)  # clamps like table[tok]
     return x * jnp.sqrt(jnp.asarray(table.shape[-1], dtype=dtype)).astype(dtype)
 
 

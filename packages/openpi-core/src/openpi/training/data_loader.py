@@ -22,6 +22,7 @@ class FakeDataset:
     def __init__(self, model_config: _model.BaseModelConfig, num_samples: int = 1024):
         self._num_samples = num_samples
         self._obs_spec, self._act_spec = model_config.inputs_spec()
+        self._max_token = min(2048, getattr(model_config, "paligemma_vocab_size", 2048))
 
     def __len__(self) -> int:
         return self._num_samples
@@ -35,7 +36,7 @@ class FakeDataset:
             if np.issubdtype(dtype, np.floating):
                 return rng.uniform(-1, 1, size=shape).astype(dtype)
             if np.issubdtype(dtype, np.integer):
-                return rng.integers(0, 2048, size=shape).astype(dtype)
+                return rng.integers(0, self._max_token, size=shape).astype(dtype)
             return np.zeros(shape, dtype=dtype)
 
         import jax

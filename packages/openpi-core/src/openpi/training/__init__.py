@@ -1,0 +1,1 @@
+"""Training: configs, data loading, weight loading, checkpoints, trainers."""

@@ -1,0 +1,436 @@
+"""PyTorch training loop (``scripts/train_pytorch.py``): single process or DDP under torchrun.
+
+* DDP: ``torchrun`` sets ``WORLD_SIZE/RANK/LOCAL_RANK``; NCCL on GPU, gloo on CPU. The global ``batch_size`` is
+  split evenly across ranks; gradients are averaged by DDP, so N ranks == one process with the same global batch.
+  Flow-matching noise and time are drawn for the *global* batch from a per-step generator and sliced per rank,
+  so the loss trajectory does not depend on the number of ranks.
+* Precision: ``float32``, ``bfloat16`` (full bf16 weights, upstream default) or ``bf16_autocast`` (fp32 master
+  weights, bf16 autocast for the forward/backward).
+* EMA of the trainable weights (fp32); ``model.safetensors`` holds the EMA weights when EMA is on (what serving
+  loads, like JAX ``params/``), ``raw_model.safetensors`` the raw ones for resuming.
+* Checkpoints ``<step>/{model.safetensors, optimizer.pt, metadata.pt, assets/<asset_id>/norm_stats.json}`` are
+  written by rank 0 into ``tmp_<step>`` and renamed; ``--resume`` picks the newest complete step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Iterator
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import pathlib
+import re
+import time
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from openpi.training import checkpoints
+from openpi.training import utils
+
+logger = logging.getLogger("openpi.training")
+
+PRECISIONS = ("float32", "bfloat16", "bf16_autocast")
+
+
+@dataclasses.dataclass(frozen=True)
+class TorchOptions:
+    """Trainer options that are not part of ``TrainConfig`` (CLI flags of scripts/train_pytorch.py)."""
+
+    precision: str | None = None  # None -> config.pytorch_training_precision
+    gradient_checkpointing: bool = True
+    ema_decay: float | None | str = "config"  # "config" -> config.ema_decay
+    trainable_regex: str | None = None  # None -> everything, or LoRA-only when the model uses *_lora variants
+    device: str | None = None
+
+
+@dataclasses.dataclass
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = dataclasses.field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device: str | None = None) -> DistInfo:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available() and device != "cpu"
+    dev = torch.device(device) if device else torch.device(f"cuda:{local_rank}" if use_cuda else "cpu")
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+    return DistInfo(rank=rank, world_size=world, local_rank=local_rank, device=dev)
+
+
+def lr_at(lr_schedule, step: int) -> float:
+    """The learning rate at ``step``: the same optax schedule as JAX training when available."""
+    if hasattr(lr_schedule, "create"):
+        return float(lr_schedule.create()(step))
+    warm, peak = lr_schedule.warmup_steps, lr_schedule.peak_lr
+    if step < warm:
+        init = peak / (warm + 1)
+        return init + (peak - init) * step / warm
+    frac = min((step - warm) / max(lr_schedule.decay_steps - warm, 1), 1.0)
+    return lr_schedule.decay_lr + (peak - lr_schedule.decay_lr) * 0.5 * (1 + np.cos(np.pi * frac))
+
+
+def default_trainable_regex(model_config) -> str | None:
+    """LoRA: the same rule as the JAX freeze filter (Pi0Config.get_freeze_filter) on the torch parameter names
+    (``PaliGemma.llm...``, action-expert weights end in ``_1``): frozen = adapted LLM weights that are not LoRA."""
+    pali = "lora" in str(getattr(model_config, "paligemma_variant", ""))
+    expert = "lora" in str(getattr(model_config, "action_expert_variant", ""))
+    if pali and expert:
+        return r"^(?!.*\bllm\b).*$|.*lora.*"
+    if pali:
+        return r"^(?!.*\bllm\b).*$|.*lora.*|.*\bllm\b.*_1\b.*"
+    if expert:
+        return r"^(?!.*\bllm\b.*_1\b).*$|.*lora.*"
+    return None
+
+
+def build_model(config, dinfo: DistInfo, precision: str, grad_ckpt: bool) -> torch.nn.Module:
+    """PI0Pytorch for ``config.model``; weights from ``config.pytorch_weight_path/model.safetensors`` if set."""
+    try:
+        from openpi.models_pytorch import pi0_pytorch  # noqa: PLC0415
+    except ImportError as e:
+        raise ImportError(f"PyTorch training needs openpi.models_pytorch.pi0_pytorch.PI0Pytorch ({e})") from e
+
+    model_cfg = config.model
+    if hasattr(model_cfg, "dtype") and dataclasses.is_dataclass(model_cfg):
+        model_cfg = dataclasses.replace(model_cfg, dtype="bfloat16" if precision == "bfloat16" else "float32")
+    weight_path = getattr(config, "pytorch_weight_path", None)
+    if weight_path or not hasattr(pi0_pytorch.PI0Pytorch, "from_jax_init"):
+        model = pi0_pytorch.PI0Pytorch(model_cfg)
+    else:  # from scratch: the same init as the JAX model with key(seed)
+        model = pi0_pytorch.PI0Pytorch.from_jax_init(model_cfg, seed=config.seed)
+    if weight_path:
+        import safetensors.torch  # noqa: PLC0415
+
+        path = pathlib.Path(weight_path)
+        path = path / "model.safetensors" if path.is_dir() else path
+        state = safetensors.torch.load_file(str(path))
+        missing, unexpected = model.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
+        bad = [k for k in missing if "lora" not in k]
+        if bad or unexpected:
+            raise ValueError(f"{path} does not match the model config: missing {bad[:5]}, unexpected {unexpected[:5]}")
+    if hasattr(model, "to_precision"):
+        model = model.to_precision("bfloat16" if precision == "bfloat16" else "float32")
+    if grad_ckpt and hasattr(model, "gradient_checkpointing_enable"):
+        model.gradient_checkpointing_enable()
+    return model
+
+
+def _to_device(x, device, dtype=None):
+    if isinstance(x, torch.Tensor):
+        return x.to(device=device, dtype=dtype if (dtype and x.is_floating_point()) else None)
+    if isinstance(x, np.ndarray):
+        return _to_device(torch.from_numpy(np.ascontiguousarray(x)), device, dtype)
+    if isinstance(x, dict):
+        return {k: _to_device(v, device, dtype) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(_to_device(v, device, dtype) for v in x)
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return dataclasses.replace(
+            x, **{f.name: _to_device(getattr(x, f.name), device, dtype) for f in dataclasses.fields(x)}
+        )
+    return x
+
+
+def flow_noise_and_time(seed: int, step: int, global_batch: int, action_shape, rank: int, world: int):
+    """Per-step noise ~ N(0,1) and t = 0.001 + 0.999 * Beta(1.5, 1) for the global batch, sliced for ``rank``."""
+    g = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(step))
+    noise = torch.randn((global_batch, *action_shape), generator=g)
+    u = torch.rand((global_batch,), generator=g)
+    t = u ** (1 / 1.5) * 0.999 + 0.001  # inverse CDF of Beta(1.5, 1) is u**(2/3)
+    per = global_batch // world
+    sl = slice(rank * per, (rank + 1) * per)
+    return noise[sl], t[sl]
+
+
+class EMA:
+    def __init__(self, params: dict[str, torch.Tensor], decay: float):
+        self.decay = decay
+        self.shadow = {k: v.detach().float().clone() for k, v in params.items()}
+
+    @torch.no_grad()
+    def update(self, params: dict[str, torch.Tensor]) -> None:
+        for k, v in params.items():
+            self.shadow[k].mul_(self.decay).add_(v.detach().float(), alpha=1 - self.decay)
+
+
+def default_data_iterator(config, dinfo: DistInfo, start_step: int) -> Iterator:
+    from openpi.training import data_loader  # noqa: PLC0415
+
+    loader = data_loader.create_data_loader(
+        config, framework="pytorch", shuffle=True, rank=dinfo.rank, world_size=dinfo.world_size
+    )
+    it = iter(loader)
+    data_cfg = getattr(loader, "data_config", lambda: None)()
+    if start_step and getattr(data_cfg, "repo_id", None) == "fake":
+        for _ in range(start_step):
+            next(it)
+    return it
+
+
+def _param_norm(named) -> float:
+    sq = [
+        p.detach().float().pow(2).sum()
+        for n, p in named
+        if p.ndim > 1 and not any(s in n for s in ("bias", "norm", "embed", "position"))
+    ]
+    return float(torch.sqrt(torch.stack(sq).sum())) if sq else 0.0
+
+
+@contextlib.contextmanager
+def _swapped_weights(model: torch.nn.Module, values: dict[str, torch.Tensor]):
+    """Temporarily load ``values`` (e.g. EMA) into the named parameters of ``model``."""
+    params = dict(model.named_parameters())
+    backup = {k: params[k].detach().clone() for k in values}
+    with torch.no_grad():
+        for k, v in values.items():
+            params[k].copy_(v.to(params[k].dtype))
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for k, v in backup.items():
+                params[k].copy_(v)
+
+
+def save_torch_checkpoint(checkpoint_dir, step, model, optimizer, ema, *, metadata, norm_stats, asset_id, keep_period):
+    import safetensors.torch  # noqa: PLC0415
+
+    with checkpoints.atomic_step_dir(checkpoint_dir, step) as tmp:
+        if ema is not None:
+            safetensors.torch.save_model(model, str(tmp / "raw_model.safetensors"))
+            with _swapped_weights(model, ema.shadow):
+                safetensors.torch.save_model(model, str(tmp / "model.safetensors"))
+        else:
+            safetensors.torch.save_model(model, str(tmp / "model.safetensors"))
+        torch.save(
+            {"optimizer": optimizer.state_dict(), "ema": None if ema is None else ema.shadow}, tmp / "optimizer.pt"
+        )
+        torch.save(metadata, tmp / "metadata.pt")
+        if dataclasses.is_dataclass(getattr(model, "config", None)):
+            cfg = {
+                k: v
+                for k, v in dataclasses.asdict(model.config).items()
+                if isinstance(v, (int, float, str, bool, type(None)))
+            }
+            cfg["precision"] = "bfloat16" if metadata.get("precision") == "bfloat16" else "float32"
+            (tmp / "config.json").write_text(json.dumps(cfg, indent=2))
+        checkpoints.save_assets(tmp, norm_stats, asset_id)
+    checkpoints.prune_checkpoints(checkpoint_dir, keep_period=keep_period, max_to_keep=1)
+
+
+def load_torch_checkpoint(step_dir: pathlib.Path, model, optimizer, ema, device) -> int:
+    import safetensors.torch  # noqa: PLC0415
+
+    raw = step_dir / "raw_model.safetensors"
+    safetensors.torch.load_model(
+        model, str(raw if raw.exists() else step_dir / "model.safetensors"), device=str(device)
+    )
+    opt = torch.load(step_dir / "optimizer.pt", map_location=device, weights_only=False)
+    optimizer.load_state_dict(opt["optimizer"])
+    if ema is not None and opt.get("ema") is not None:
+        ema.shadow = {k: v.to(device).float() for k, v in opt["ema"].items()}
+    meta = torch.load(step_dir / "metadata.pt", map_location="cpu", weights_only=False)
+    return int(meta["global_step"])
+
+
+def _init_dir(config, dinfo: DistInfo) -> bool:
+    ckdir = pathlib.Path(config.checkpoint_dir)
+    resuming = None
+    if dinfo.is_main:
+        resuming = checkpoints.initialize_checkpoint_dir(ckdir, overwrite=config.overwrite, resume=config.resume)
+    if dinfo.world_size > 1:
+        obj = [resuming]
+        dist.broadcast_object_list(obj, src=0)
+        resuming = obj[0]
+    return bool(resuming)
+
+
+def train(
+    config,
+    *,
+    options: TorchOptions = TorchOptions(),
+    model_factory: Callable[[Any, DistInfo, str, bool], torch.nn.Module] | None = None,
+    data_factory: Callable[[int, int, int], Iterator] | None = None,
+    progress: bool = True,
+) -> dict[int, float]:
+    """Train (or resume) ``config``; returns ``{step: loss}`` as logged (global-batch mean) on every rank."""
+    dinfo = setup_distributed(options.device)
+    try:
+        return _train(config, dinfo, options, model_factory or build_model, data_factory, progress)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _train(config, dinfo, options, model_factory, data_factory, progress):
+    precision = options.precision or getattr(config, "pytorch_training_precision", "bfloat16")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r} is not one of {PRECISIONS}")
+    if config.batch_size % dinfo.world_size:
+        raise ValueError(f"batch_size={config.batch_size} must be divisible by the number of ranks {dinfo.world_size}")
+    ckdir = pathlib.Path(config.checkpoint_dir)
+    resuming = _init_dir(config, dinfo)
+    torch.manual_seed(config.seed + dinfo.rank)
+    np.random.seed(config.seed + dinfo.rank)
+
+    model = model_factory(config, dinfo, precision, options.gradient_checkpointing).to(dinfo.device)
+    if precision == "bfloat16" and not hasattr(model, "to_precision"):
+        model = model.to(torch.bfloat16)
+    regex = options.trainable_regex or default_trainable_regex(getattr(config, "model", None))
+    if regex:
+        pat = re.compile(regex)
+        for n, p in model.named_parameters():
+            p.requires_grad_(bool(pat.match(n)))
+    ddp = model
+    if dinfo.world_size > 1:
+        ddp = torch.nn.parallel.DistributedDataParallel(
+            model,
+            device_ids=[dinfo.device.index] if dinfo.device.type == "cuda" else None,
+            find_unused_parameters=True,
+            gradient_as_bucket_view=True,
+        )
+    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    opt_cfg = config.optimizer
+    optimizer = torch.optim.AdamW(
+        list(trainable.values()),
+        lr=lr_at(config.lr_schedule, 0),
+        betas=(getattr(opt_cfg, "b1", 0.9), getattr(opt_cfg, "b2", 0.95)),
+        eps=getattr(opt_cfg, "eps", 1e-8),
+        weight_decay=getattr(opt_cfg, "weight_decay", 1e-10),
+    )
+    clip = getattr(opt_cfg, "clip_gradient_norm", 1.0)
+    ema_decay = config.ema_decay if options.ema_decay == "config" else options.ema_decay
+    ema = EMA(trainable, ema_decay) if ema_decay is not None else None
+
+    start_step = 0
+    if resuming:
+        start_step = load_torch_checkpoint(
+            ckdir / str(checkpoints.latest_step(ckdir)), model, optimizer, ema, dinfo.device
+        )
+        logger.info("rank %d resumed at step %d", dinfo.rank, start_step)
+
+    data_cfg = None
+    if dinfo.is_main:
+        with contextlib.suppress(Exception):
+            data_cfg = config.data.create(config.assets_dirs, config.model)
+    if data_factory is not None:
+        data_iter = data_factory(start_step, dinfo.rank, dinfo.world_size)
+    else:
+        data_iter = default_data_iterator(config, dinfo, start_step)
+    wandb_run = None
+    if dinfo.is_main:
+        wandb_run = utils.maybe_init_wandb(
+            config.wandb_enabled,
+            project=config.project_name,
+            name=config.exp_name,
+            config=config,
+            checkpoint_dir=ckdir,
+            resume=resuming,
+        )
+    mlog = utils.MetricsLogger(
+        ckdir / "metrics.jsonl",
+        resume_step=start_step if resuming else None,
+        enabled=dinfo.is_main,
+        wandb_run=wandb_run,
+    )
+    autocast = (
+        torch.autocast(device_type=dinfo.device.type, dtype=torch.bfloat16)
+        if precision == "bf16_autocast"
+        else contextlib.nullcontext()
+    )
+    per_rank = config.batch_size // dinfo.world_size
+    losses: dict[int, float] = {}
+    pending: list[tuple[float, float]] = []
+    steps = range(start_step, config.num_train_steps)
+    bar = steps
+    if progress and dinfo.is_main:
+        with contextlib.suppress(ImportError):
+            import tqdm  # noqa: PLC0415
+
+            bar = tqdm.tqdm(steps, initial=start_step, total=config.num_train_steps, dynamic_ncols=True, desc="train")
+    ddp.train()
+    t0 = time.time()
+    for step in bar:
+        obs, actions = next(data_iter)
+        obs = _to_device(obs, dinfo.device)
+        actions = _to_device(actions, dinfo.device, torch.float32)
+        if actions.shape[0] != per_rank:
+            raise ValueError(f"data loader gave {actions.shape[0]} examples per rank, expected {per_rank}")
+        noise, t = flow_noise_and_time(
+            config.seed, step, config.batch_size, actions.shape[1:], dinfo.rank, dinfo.world_size
+        )
+        with autocast:
+            out = ddp(obs, actions, noise=noise.to(dinfo.device, actions.dtype), time=t.to(dinfo.device, actions.dtype))
+        loss = out.float().mean()
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(list(trainable.values()), clip)
+        lr = lr_at(config.lr_schedule, step)
+        for g in optimizer.param_groups:
+            g["lr"] = lr
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if ema is not None:
+            ema.update(trainable)
+        lv = loss.detach()
+        if dinfo.world_size > 1:
+            dist.all_reduce(lv)
+            lv = lv / dinfo.world_size
+        pending.append((float(lv), float(grad_norm)))
+        if step % config.log_interval == 0 or step == config.num_train_steps - 1:
+            m = {
+                "loss": float(np.mean([p[0] for p in pending])),
+                "grad_norm": float(np.mean([p[1] for p in pending])),
+                "param_norm": _param_norm(model.named_parameters()),
+                "lr": lr,
+                "steps_per_sec": len(pending) / max(time.time() - t0, 1e-9),
+            }
+            pending, t0 = [], time.time()
+            losses[step] = m["loss"]
+            mlog.log(step, m)
+            if hasattr(bar, "set_postfix"):
+                bar.set_postfix(loss=f"{m['loss']:.4f}", grad=f"{m['grad_norm']:.3f}")
+            elif dinfo.is_main:
+                logger.info("step %d: %s", step, m)
+        done = step + 1
+        if (done % config.save_interval == 0 and done > start_step) or done == config.num_train_steps:
+            if dinfo.is_main:
+                meta = {
+                    "global_step": done,
+                    "config_name": config.name,
+                    "exp_name": config.exp_name,
+                    "precision": precision,
+                    "world_size": dinfo.world_size,
+                    "ema_decay": ema_decay,
+                    "timestamp": time.time(),
+                }
+                save_torch_checkpoint(
+                    ckdir,
+                    done,
+                    model,
+                    optimizer,
+                    ema,
+                    metadata=meta,
+                    norm_stats=getattr(data_cfg, "norm_stats", None),
+                    asset_id=getattr(data_cfg, "asset_id", None),
+                    keep_period=config.keep_period,
+                )
+            if dinfo.world_size > 1:
+                dist.barrier()
+    return losses

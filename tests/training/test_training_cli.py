@@ -1,0 +1,45 @@
+"""`scripts/train.py debug_pi05` end to end in a subprocess: registry config, fake-data loader, tyro overrides,
+checkpoint layout, and the written params/ loading through restore_params + Pi0Config.load."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from openpi.training import checkpoints
+from openpi.training import utils
+
+
+@pytest.mark.slow
+def test_train_cli_debug_pi05(tmp_path, repo_root, openpi_data_home):
+    config_mod = pytest.importorskip("openpi.training.config")
+    from openpi.models import model as _model
+
+    base = tmp_path / "ckpt"
+    cmd = [
+        sys.executable,
+        str(repo_root / "scripts" / "train.py"),
+        "debug_pi05",
+        "--exp-name=cli",
+        "--num-train-steps=3",
+        "--save-interval=2",
+        "--keep-period=2",
+        f"--checkpoint-base-dir={base}",
+    ]
+    env = dict(os.environ, JAX_PLATFORMS="cpu", WANDB_MODE="disabled", OPENPI_DATA_HOME=str(openpi_data_home))
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=170, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckdir = base / "debug_pi05" / "cli"
+    assert checkpoints.list_steps(ckdir) == [2, 3]
+    assert {"params", "train_state"} <= {p.name for p in (ckdir / "3").iterdir()}
+    rows = utils.read_metrics(ckdir / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [0, 1, 2] and all(np.isfinite(r["loss"]) for r in rows)
+    # a second run without --resume/--overwrite refuses to touch the directory
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=170, cwd=tmp_path)
+    assert again.returncode != 0 and "--resume" in again.stderr
+
+    cfg = config_mod.get_config("debug_pi05")
+    params = _model.restore_params(ckdir / "3" / "params", restore_type=np.ndarray)
+    cfg.model.load(params)  # same tree and shapes as the model
