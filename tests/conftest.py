@@ -11,6 +11,10 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 
 import pytest
 
+# Load torch's compiler stack (which imports triton's native modules) before any test creates a MuJoCo EGL
+# context: importing triton after EGL initialisation segfaults in this environment.
+import torch._dynamo  # noqa: E402, F401
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 

@@ -1,0 +1,132 @@
+"""Real-time chunking (RTC) samplers for the JAX pi0 / pi0.5 (openpi time convention: t goes 1 -> 0).
+
+`sample_actions_rtc` samples the next chunk while the robot still executes the previous one:
+- "vjp" (inference-time RTC, Black et al. 2025): guidance toward the previous chunk's remaining actions,
+  v_guided = v - w(t) * VJP(x0_hat wrt x_t)[(Y - x0_hat) * W], x0_hat = x_t - t * v, w = min(beta, 1/(t(1-t)) - 2).
+- "identity": the same with the Jacobian taken as I (cheaper, no backward pass).
+- "prefix" (training-time RTC): the first d actions are overwritten with the committed ones at every step and get
+  per-token time 0 (use with a model trained with `rtc_max_delay > 0`).
+The soft mask W is 1 for i < d, decays exponentially for d <= i < k and is 0 for i >= k (k = len(prev_chunk)).
+With k == 0 (or an all-zero mask) every method equals plain `sample_actions`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from openpi.models import model as _model
+
+Method = Literal["vjp", "identity", "prefix"]
+
+
+def prefix_weights(delay: int, end: int, total: int, schedule: str = "exp") -> np.ndarray:
+    """Soft mask over the horizon: 1 for i < delay, ramp to 0 at `end`, 0 for i >= end."""
+    start = min(delay, end)
+    i = np.arange(total, dtype=np.float64)
+    w = np.clip((start - 1 - i) / (end - start + 1) + 1, 0.0, 1.0)
+    if schedule == "exp":
+        w = w * np.expm1(w) / (math.e - 1)
+    elif schedule == "ones":
+        w = np.ones(total)
+    elif schedule == "zeros":
+        w = (i < start).astype(np.float64)
+    elif schedule != "linear":
+        raise ValueError(f"schedule {schedule!r}: use exp, linear, ones or zeros")
+    return np.where(i >= end, 0.0, w).astype(np.float32)
+
+
+def guidance_weight(t: float, max_guidance_weight: float) -> float:
+    """min(beta, (t/(1-t)) * (t^2 + (1-t)^2) / t^2) = min(beta, 1/(t(1-t)) - 2); beta at t = 1 (and t = 0)."""
+    if t <= 0.0 or t >= 1.0:
+        return max_guidance_weight
+    return min(max_guidance_weight, 1.0 / (t * (1.0 - t)) - 2.0)
+
+
+def _pad_prev(prev_chunk, horizon: int):
+    prev = jnp.asarray(prev_chunk, dtype=jnp.float32)
+    k = prev.shape[1]
+    if k > horizon:
+        raise ValueError(f"prev_chunk has {k} actions, more than the action horizon {horizon}")
+    return jnp.pad(prev, ((0, 0), (0, horizon - k), (0, 0))), k
+
+
+def sample_actions_rtc(
+    model,
+    rng,
+    observation: _model.Observation,
+    *,
+    prev_chunk,
+    inference_delay: int,
+    method: Method = "vjp",
+    max_guidance_weight: float = 5.0,
+    num_steps: int = 10,
+    noise=None,
+):
+    """Jitted per (delay, k, method, num_steps); returns [B, H, A] in model space."""
+    if method not in ("vjp", "identity", "prefix"):
+        raise ValueError(f"method {method!r}: use vjp, identity or prefix")
+    observation = _model.preprocess_observation(None, observation, train=False)
+    b, h = observation.state.shape[0], model.action_horizon
+    y, k = _pad_prev(prev_chunk, h)
+    if y.shape[-1] != model.action_dim:
+        raise ValueError(f"prev_chunk action dim {y.shape[-1]} != model action dim {model.action_dim} (model space)")
+    if noise is None:
+        noise = jax.random.normal(rng if rng is not None else jax.random.key(0), (b, h, model.action_dim))
+    d = int(np.clip(inference_delay, 0, k))
+    return _sample_jit(
+        model,
+        observation,
+        y,
+        jnp.asarray(noise, jnp.float32),
+        d=d,
+        k=k,
+        method=method,
+        beta=float(max_guidance_weight),
+        num_steps=int(num_steps),
+    )
+
+
+def _sample(model, observation, y, x, *, d, k, method, beta, num_steps):
+    b, h = x.shape[:2]
+    w_mask = jnp.asarray(prefix_weights(d, k, h))[None, :, None]
+    prefix = model.prepare_prefix(observation)
+    dt = -1.0 / num_steps
+    committed = (jnp.arange(h) < d)[None, :]
+    for step in range(num_steps):
+        t = 1.0 + step * dt
+        t_vec = jnp.full((b,), t, dtype=jnp.float32)
+        if method == "prefix":
+            x = jnp.where(committed[..., None], y, x)
+            v = model.velocity(prefix, observation, x, jnp.where(committed, 0.0, t_vec[:, None]))
+        elif k == 0:
+            v = model.velocity(prefix, observation, x, t_vec)
+        elif method == "vjp":
+
+            def denoise(x_t, t_vec=t_vec, t=t):
+                v_t = model.velocity(prefix, observation, x_t, t_vec)
+                return x_t - t * v_t, v_t
+
+            x0_hat, vjp_fn, v = jax.vjp(denoise, x, has_aux=True)
+            (g,) = vjp_fn((y - x0_hat) * w_mask)
+            v = v - guidance_weight(t, beta) * g
+        else:
+            v = model.velocity(prefix, observation, x, t_vec)
+            v = v - guidance_weight(t, beta) * (y - (x - t * v)) * w_mask
+        x = x + dt * v
+    if method == "prefix":
+        x = jnp.where(committed[..., None], y, x)
+    return x
+
+
+def _jit():
+    from flax import nnx
+
+    return nnx.jit(_sample, static_argnames=("d", "k", "method", "beta", "num_steps"))
+
+
+_sample_jit = _jit()
