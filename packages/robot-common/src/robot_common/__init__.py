@@ -1,1 +1,1 @@
-"""robot_common."""
+"""Code shared by the Piper and Flexiv clients: robot/camera interfaces, safety, rotations, recording, policy loop."""

@@ -1,0 +1,77 @@
+"""The small interface every arm implements (real driver or simulator)."""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """Per-dimension [low, high] of a command plus the largest change allowed per control step."""
+
+    low: np.ndarray
+    high: np.ndarray
+    max_step: np.ndarray
+
+    def clip(self, target: np.ndarray, current: np.ndarray) -> np.ndarray:
+        """Clamp to the workspace, then limit the jump from the current state (no sudden motions)."""
+        target = np.clip(np.asarray(target, dtype=np.float64), self.low, self.high)
+        return current + np.clip(target - current, -self.max_step, self.max_step)
+
+
+class Robot(abc.ABC):
+    """A single arm with a gripper. `state()` and `command()` use the dataset's units (rad, m)."""
+
+    state_dim: int
+    limits: Limits
+
+    @abc.abstractmethod
+    def connect(self) -> None: ...
+
+    @abc.abstractmethod
+    def disconnect(self) -> None: ...
+
+    @abc.abstractmethod
+    def state(self) -> np.ndarray:
+        """Current state vector [state_dim] (float32)."""
+
+    @abc.abstractmethod
+    def _send(self, target: np.ndarray) -> None:
+        """Send an already safety-clipped command to the hardware / simulator."""
+
+    def command(self, target) -> np.ndarray:
+        """Clip `target` with the safety limits and send it. Returns what was sent."""
+        target = np.asarray(target, dtype=np.float64).reshape(-1)
+        if target.shape[0] != self.state_dim:
+            raise ValueError(f"action has {target.shape[0]} dims, the robot expects {self.state_dim}")
+        if not np.all(np.isfinite(target)):
+            raise ValueError(f"non-finite action {target}; refusing to move")
+        safe = self.limits.clip(target, self.state().astype(np.float64))
+        self._send(safe)
+        return safe.astype(np.float32)
+
+
+class Camera(abc.ABC):
+    @abc.abstractmethod
+    def read(self) -> np.ndarray:
+        """An RGB frame, HWC uint8."""
+
+
+class SimCamera(Camera):
+    """Synthetic frames that depend on a robot's state (so policies and recordings see motion)."""
+
+    def __init__(self, robot: Robot, shape=(480, 640), seed: int = 0):
+        self._robot, self._shape = robot, shape
+        self._base = np.random.default_rng(seed).integers(0, 60, size=(*shape, 3), dtype=np.uint8)
+
+    def read(self) -> np.ndarray:
+        h, w = self._shape
+        img = self._base.copy()
+        s = self._robot.state()
+        y = int((np.tanh(s[0]) * 0.4 + 0.5) * (h - 20))
+        x = int((np.tanh(s[1] if len(s) > 1 else 0) * 0.4 + 0.5) * (w - 20))
+        img[y : y + 20, x : x + 20] = (220, 60, 60)
+        return img

@@ -1,0 +1,59 @@
+"""Flexiv arm in one of two action spaces, on top of a backend (the simulator or the flexivrdk driver).
+
+qpos: state/action = 7 joint angles (rad) + gripper width (m).
+pose: state/action = TCP xyz (m) + rotation-6D (first two columns of R) + gripper width (m); the SDK's
+quaternion (w, x, y, z) is converted on the way in and out.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from robot_common.interface import Limits
+from robot_common.interface import Robot
+from robot_common.rotations import pose7_to_pose9
+from robot_common.rotations import pose9_to_pose7
+from robot_flexiv import DIMS
+from robot_flexiv.kinematics import Q_HIGH
+from robot_flexiv.kinematics import Q_LOW
+
+GRIPPER_MAX = 0.1
+LIMITS = {
+    "qpos": Limits(np.r_[Q_LOW, 0.0], np.r_[Q_HIGH, GRIPPER_MAX], np.r_[[0.15] * 7, 0.02]),
+    "pose": Limits(
+        np.r_[[-0.9, -0.9, 0.0], [-1.0] * 6, 0.0],
+        np.r_[[0.9, 0.9, 1.2], [1.0] * 6, GRIPPER_MAX],
+        np.r_[[0.02] * 3, [0.1] * 6, 0.02],
+    ),
+}
+
+
+class FlexivArm(Robot):
+    def __init__(self, backend, mode: str):
+        if mode not in DIMS:
+            raise ValueError(f"--mode {mode!r}: use 'pose' or 'qpos'")
+        self.backend, self.mode = backend, mode
+        self.state_dim = DIMS[mode]
+        self.limits = LIMITS[mode]
+
+    def connect(self) -> None:
+        self.backend.connect(self.mode)
+
+    def disconnect(self) -> None:
+        self.backend.disconnect()
+
+    def qpos(self) -> np.ndarray:
+        return np.r_[self.backend.joints(), self.backend.gripper_width()].astype(np.float32)
+
+    def pose(self) -> np.ndarray:
+        return np.r_[pose7_to_pose9(self.backend.tcp_pose7()), self.backend.gripper_width()].astype(np.float32)
+
+    def state(self) -> np.ndarray:
+        return self.qpos() if self.mode == "qpos" else self.pose()
+
+    def _send(self, target: np.ndarray) -> None:
+        if self.mode == "qpos":
+            self.backend.move_joints(target[:7])
+        else:
+            self.backend.move_tcp(pose9_to_pose7(target[:9]))
+        self.backend.move_gripper(float(target[-1]))

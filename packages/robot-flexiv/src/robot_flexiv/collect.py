@@ -1,0 +1,91 @@
+"""Record Flexiv episodes (both qpos and pose spaces) into a LeRobot dataset.
+
+python -m robot_flexiv.collect --robot-sn Rizon4-xxxx --repo-id flexiv_lerobot_data --num-episodes 50
+make collect-flexiv SIM=1 ARGS="--num-episodes 2"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import numpy as np
+import tyro
+
+from robot_common.collect import record_episodes
+from robot_common.interface import SimCamera
+from robot_common.recorder import EpisodeRecorder
+from robot_common.rotations import pose7_to_pose9
+from robot_flexiv import common
+from robot_flexiv import kinematics
+
+
+@dataclasses.dataclass
+class Args:
+    repo_id: str = "flexiv_lerobot_data"
+    task: str = "pick up the cube"
+    num_episodes: int = 1
+    episode_steps: int = 200
+    fps: int = 20
+    image_height: int = 480
+    image_width: int = 640
+    robot_sn: str = ""
+    sim: bool = False
+    overwrite: bool = False
+
+
+def main(args: Args) -> int:
+    arm = common.make_arm("qpos", args.sim, args.robot_sn)  # collection commands joints; both spaces are recorded
+    arm.connect()
+    hw = (args.image_height, args.image_width)
+    if args.sim:
+        from robot_flexiv.sim import scripted_leader_qpos
+
+        leader = scripted_leader_qpos()
+        cameras = {"base": SimCamera(arm, hw, seed=1), "wrist": SimCamera(arm, hw, seed=2)}
+    else:  # kinesthetic teaching: the leader is the arm itself
+        from robot_common.cameras import OpenCVCamera
+
+        leader = lambda t: arm.qpos()  # noqa: E731
+        cameras = {"base": OpenCVCamera(0, hw), "wrist": OpenCVCamera(2, hw)}
+
+    def vectors(target):
+        p, r = kinematics.fk(target[:7]) if args.sim else (None, None)
+        target_pose = (
+            np.r_[p, r[:, 0], r[:, 1], target[7]]
+            if args.sim
+            else np.r_[pose7_to_pose9(arm.backend.tcp_pose7()), target[7]]
+        )
+        return {
+            "observation.state.qpos": arm.qpos(),
+            "action.qpos": target,
+            "observation.state.pose": arm.pose(),
+            "action.pose": target_pose,
+        }
+
+    recorder = EpisodeRecorder(
+        args.repo_id, fps=args.fps, features=common.features(hw), robot_type="flexiv_rizon", overwrite=args.overwrite
+    )
+    try:
+        n = record_episodes(
+            arm,
+            cameras,
+            leader,
+            recorder,
+            task=args.task,
+            num_episodes=args.num_episodes,
+            episode_steps=args.episode_steps,
+            fps=args.fps,
+            realtime=not args.sim,
+            vectors=vectors,
+            image_keys={"base": "observation.images.base", "wrist": "observation.images.wrist"},
+        )
+    finally:
+        arm.disconnect()
+    print(f"recorded {n} episodes into {recorder.final}")
+    return n
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    main(tyro.cli(Args))

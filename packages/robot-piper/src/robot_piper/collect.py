@@ -1,0 +1,70 @@
+"""Record teleoperated Piper episodes (master arm -> follower) into a LeRobot dataset.
+
+python -m robot_piper.collect --repo-id piper_lerobot_data --num-episodes 50 --task "pick up the cube"
+make collect-piper SIM=1 ARGS="--num-episodes 2"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import tyro
+
+from robot_common.collect import record_episodes
+from robot_common.recorder import EpisodeRecorder
+from robot_piper import common
+
+
+@dataclasses.dataclass
+class Args:
+    repo_id: str = "piper_lerobot_data"
+    task: str = "pick up the cube"
+    num_episodes: int = 1
+    episode_steps: int = 300
+    fps: int = 30
+    image_height: int = 480
+    image_width: int = 640
+    can_name: str = "can0"
+    sim: bool = False
+    """Use the simulated arm and cameras (scripted leader)."""
+    overwrite: bool = False
+
+
+def main(args: Args) -> int:
+    robot = common.make_robot(args.sim, args.can_name)
+    robot.connect()
+    hw = (args.image_height, args.image_width)
+    cameras = common.make_cameras(robot, args.sim, hw)
+    if args.sim:
+        from robot_piper.sim import scripted_leader
+
+        leader = scripted_leader()
+    else:
+        leader = lambda t: robot.master_targets()  # noqa: E731
+    recorder = EpisodeRecorder(
+        args.repo_id, fps=args.fps, features=common.features(hw), robot_type="piper", overwrite=args.overwrite
+    )
+    try:
+        n = record_episodes(
+            robot,
+            cameras,
+            leader,
+            recorder,
+            task=args.task,
+            num_episodes=args.num_episodes,
+            episode_steps=args.episode_steps,
+            fps=args.fps,
+            realtime=not args.sim,
+            vectors=lambda target: {"observation.state": robot.state(), "action": target},
+            image_keys={"base": "observation.images.base", "wrist": "observation.images.wrist"},
+        )
+    finally:
+        robot.disconnect()
+    print(f"recorded {n} episodes into {recorder.final}")
+    return n
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    main(tyro.cli(Args))

@@ -1,0 +1,35 @@
+"""Piper dataset layout (features used by collect and by the pi05_piper_* configs)."""
+
+from robot_common.recorder import image_feature
+from robot_common.recorder import vector_feature
+
+JOINTS = ["joint_1", "joint_2", "joint_3", "joint_4", "joint_5", "joint_6", "gripper"]
+
+
+def features(image_hw=(480, 640)) -> dict:
+    return {
+        "observation.state": vector_feature(7, JOINTS),
+        "action": vector_feature(7, JOINTS),
+        "observation.images.base": image_feature((*image_hw, 3)),
+        "observation.images.wrist": image_feature((*image_hw, 3)),
+    }
+
+
+def make_robot(sim: bool, can_name: str = "can0"):
+    if sim:
+        from robot_piper.sim import SimPiper
+
+        return SimPiper()
+    from robot_piper.driver import PiperDriver
+
+    return PiperDriver(can_name)
+
+
+def make_cameras(robot, sim: bool, image_hw=(480, 640), base_index: int = 0, wrist_index: int = 2):
+    from robot_common.interface import SimCamera
+
+    if sim:
+        return {"base": SimCamera(robot, image_hw, seed=1), "wrist": SimCamera(robot, image_hw, seed=2)}
+    from robot_common.cameras import OpenCVCamera
+
+    return {"base": OpenCVCamera(base_index, image_hw), "wrist": OpenCVCamera(wrist_index, image_hw)}

@@ -1,0 +1,181 @@
+"""Piper and Flexiv clients on simulated arms: collection -> LeRobot dataset -> norm stats, and the policy
+client against a real loopback policy server."""
+
+import dataclasses
+import os
+import pathlib
+import subprocess
+
+import numpy as np
+import pytest
+
+from openpi.serving.websocket_policy_server import serve_in_thread
+from openpi_client import base_policy
+from robot_common import rotations
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture()
+def lerobot_env(tmp_path, monkeypatch):
+    import lerobot.datasets.lerobot_dataset as ld
+    import lerobot.utils.constants as lc
+
+    monkeypatch.setenv("HF_LEROBOT_HOME", str(tmp_path))
+    monkeypatch.setattr(lc, "HF_LEROBOT_HOME", tmp_path)
+    if hasattr(ld, "HF_LEROBOT_HOME"):
+        monkeypatch.setattr(ld, "HF_LEROBOT_HOME", tmp_path)
+    return tmp_path
+
+
+def test_piper_collect_writes_a_dataset_the_training_config_reads(lerobot_env):
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    from openpi.training import config as _config
+    from openpi.training import norm_stats
+    from robot_piper import collect
+
+    n = collect.main(
+        collect.Args(repo_id="piper_test", num_episodes=2, episode_steps=12, sim=True, image_height=32, image_width=32)
+    )
+    assert n == 2 and not (lerobot_env / ".piper_test.partial").exists()
+    ds = LeRobotDataset("piper_test", root=lerobot_env / "piper_test", video_backend="torchcodec")
+    assert ds.num_episodes == 2 and ds.num_frames == 24 and ds.fps == 30
+    item = ds[5]
+    assert item["observation.state"].shape == (7,) and item["action"].shape == (7,)
+    assert item["observation.images.wrist"].shape == (3, 32, 32) and item["task"] == "pick up the cube"
+    base = _config.get_config("pi05_piper_pick_cube")
+    cfg = dataclasses.replace(
+        base,
+        data=dataclasses.replace(base.data, repo_id="piper_test"),
+        batch_size=4,
+        assets_base_dir=str(lerobot_env / "assets"),
+    )
+    _, stats, frames = norm_stats.compute(cfg)
+    assert frames == 24 and stats["state"].mean.shape == (7,)
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        collect.main(collect.Args(repo_id="piper_test", num_episodes=1, episode_steps=2, sim=True))
+
+
+class TowardTarget(base_policy.BasePolicy):
+    """Returns a 10-step chunk from the current state toward a far target (the client must clip it)."""
+
+    def __init__(self, target):
+        self.target = np.asarray(target, np.float32)
+        self.calls = 0
+
+    def infer(self, obs):
+        self.calls += 1
+        state = np.asarray(obs["observation/state"], np.float32)
+        assert obs["observation/images/base"].shape == (224, 224, 3) and obs["prompt"] == "pick up the cube"
+        return {"actions": np.linspace(state, self.target, 11, dtype=np.float32)[1:]}
+
+
+def test_piper_policy_client_with_safety_clipping():
+    from robot_piper import run
+    from robot_piper.sim import HOME
+    from robot_piper.sim import MAX_STEP
+
+    target = HOME + np.array([5.0, 0, 0, 0, 0, 0, 0])  # far outside the joint limit
+    policy = TowardTarget(target)
+    with serve_in_thread(policy, metadata={"action_horizon": 5}) as (_, port):
+        env = run.main(run.Args(port=port, sim=True, max_steps=20, control_hz=200))
+    sent = np.stack(env.sent)
+    assert len(sent) == 20 and policy.calls == 4  # 5 actions executed per chunk (server metadata)
+    assert np.all(np.abs(np.diff(sent[:, 0])) <= MAX_STEP[0] + 1e-6)
+    assert sent[:, 0].max() <= 2.6179 + 1e-6 and sent[-1, 0] > HOME[0] + 1.0
+
+
+def test_rotation6d_and_sim_kinematics_roundtrip():
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        q = rng.normal(size=4)
+        q /= np.linalg.norm(q)
+        pose7 = np.r_[rng.normal(size=3), q if q[0] >= 0 else -q]
+        np.testing.assert_allclose(rotations.pose9_to_pose7(rotations.pose7_to_pose9(pose7)), pose7, atol=1e-9)
+    from robot_flexiv import kinematics
+
+    q = kinematics.HOME + 0.1
+    p, r = kinematics.fk(q)
+    q2 = kinematics.ik(p + np.array([0.02, 0.0, -0.01]), r, kinematics.HOME)
+    p2, r2 = kinematics.fk(q2)
+    np.testing.assert_allclose(p2, p + np.array([0.02, 0.0, -0.01]), atol=1e-4)
+    np.testing.assert_allclose(r2, r, atol=1e-3)
+
+
+def test_flexiv_collect_records_both_spaces_consistently(lerobot_env):
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    from robot_flexiv import collect
+    from robot_flexiv import kinematics
+
+    assert (
+        collect.main(
+            collect.Args(
+                repo_id="flexiv_test", num_episodes=1, episode_steps=10, sim=True, image_height=32, image_width=32
+            )
+        )
+        == 1
+    )
+    ds = LeRobotDataset("flexiv_test", root=lerobot_env / "flexiv_test", video_backend="torchcodec")
+    item = ds[3]
+    assert item["observation.state.qpos"].shape == (8,) and item["observation.state.pose"].shape == (10,)
+    q = item["action.qpos"].numpy()
+    p, r = kinematics.fk(q[:7])
+    np.testing.assert_allclose(item["action.pose"].numpy()[:9], np.r_[p, r[:, 0], r[:, 1]], atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["pose", "qpos"])
+def test_flexiv_policy_client_holds_position_with_an_echo_policy(mode):
+    from robot_flexiv import run
+
+    class Hold(base_policy.BasePolicy):
+        def infer(self, obs):
+            s = np.asarray(obs["observation/state"], np.float32)
+            assert s.shape == ({"pose": 10, "qpos": 8}[mode],)
+            return {"actions": np.tile(s, (8, 1))}
+
+    with serve_in_thread(Hold(), metadata={"action_horizon": 4}) as (_, port):
+        env = run.main(run.Args(mode=mode, port=port, sim=True, max_steps=8, control_hz=200))
+    sent = np.stack(env.sent)
+    assert sent.shape == (8, {"pose": 10, "qpos": 8}[mode])
+    np.testing.assert_allclose(sent, sent[0][None].repeat(8, 0), atol=2e-3)
+
+
+def test_piper_sdk_units_and_api():
+    from piper_sdk import C_PiperInterface_V2
+
+    from robot_piper.driver import rad_to_sdk
+    from robot_piper.driver import sdk_to_rad
+
+    q = np.array([0.1, 1.0, -0.5, 0.2, -0.3, 1.5, 0.04])
+    cmd = rad_to_sdk(q)
+    assert cmd[1] == round(np.degrees(1.0) * 1000) and cmd[6] == 40000
+    np.testing.assert_allclose(sdk_to_rad(cmd[:6], cmd[6]), q, atol=1e-5)
+    for name in (
+        "ConnectPort",
+        "EnablePiper",
+        "MotionCtrl_2",
+        "JointCtrl",
+        "GripperCtrl",
+        "GetArmJointMsgs",
+        "GetArmGripperMsgs",
+        "GetArmJointCtrl",
+        "GetArmGripperCtrl",
+        "DisconnectPort",
+    ):
+        assert hasattr(C_PiperInterface_V2, name), name
+
+
+def test_flexiv_venv_has_the_sdk_api_our_driver_uses():
+    py = REPO_ROOT / ".venv-flexiv" / "bin" / "python"
+    if not py.exists():
+        pytest.skip(".venv-flexiv not built (no Python 3.12/3.10 on this machine)")
+    code = (
+        "import flexivrdk, robot_flexiv.driver, robot_flexiv.arm;"
+        "assert all(hasattr(flexivrdk.Robot, n) for n in ('states','SwitchMode','SendJointPosition',"
+        "'SendCartesianMotionForce','operational','fault','ClearFault','Stop'));"
+        "assert hasattr(flexivrdk.Mode, 'NRT_CARTESIAN_MOTION_FORCE') and hasattr(flexivrdk, 'Gripper')"
+    )
+    r = subprocess.run([str(py), "-c", code], capture_output=True, text=True, timeout=120, env=dict(os.environ))
+    assert r.returncode == 0, r.stderr
