@@ -34,7 +34,9 @@ def observation():
     rng = np.random.default_rng(0)
     return {
         "state": rng.normal(size=14).astype(np.float32),
-        "images": {k: rng.integers(0, 255, (224, 224, 3), dtype=np.uint8) for k in ("cam_high", "cam_left", "cam_right")},
+        "images": {
+            k: rng.integers(0, 255, (224, 224, 3), dtype=np.uint8) for k in ("cam_high", "cam_left", "cam_right")
+        },
         "prompt": "transfer the cube",
     }
 

@@ -18,8 +18,16 @@ from openpi.models_pytorch.convert import jax_params_to_torch_state_dict
 from openpi.models_pytorch.pi0_pytorch import PI0Pytorch
 
 GOLDEN = pathlib.Path(__file__).resolve().parents[2] / "shared" / "golden"
-CFG = pi0_config.Pi0Config(pi05=True, dtype="float32", paligemma_variant="dummy", action_expert_variant="dummy",
-                           action_horizon=10, max_token_len=64, vision_variant="tiny", paligemma_vocab_size=1024)
+CFG = pi0_config.Pi0Config(
+    pi05=True,
+    dtype="float32",
+    paligemma_variant="dummy",
+    action_expert_variant="dummy",
+    action_horizon=10,
+    max_token_len=64,
+    vision_variant="tiny",
+    paligemma_vocab_size=1024,
+)
 
 
 def timeit(fn, n):
@@ -52,8 +60,12 @@ def main():
     torch_ms = timeit(lambda: tm.sample_actions("cpu", tobs), 20)
     print("| tiny pi0.5 (golden checkpoint), CPU | JAX | PyTorch | ratio torch/JAX |")
     print("|---|---|---|---|")
-    print(f"| load (orbax restore vs safetensors), ms | {jax_load:.0f} | {torch_load:.0f} | {torch_load / jax_load:.2f} |")
-    print(f"| sample_actions, 10 steps, ms (JAX jit, torch eager) | {jax_ms:.1f} | {torch_ms:.1f} | {torch_ms / jax_ms:.2f} |")
+    print(
+        f"| load (orbax restore vs safetensors), ms | {jax_load:.0f} | {torch_load:.0f} | {torch_load / jax_load:.2f} |"
+    )
+    print(
+        f"| sample_actions, 10 steps, ms (JAX jit, torch eager) | {jax_ms:.1f} | {torch_ms:.1f} | {torch_ms / jax_ms:.2f} |"
+    )
 
 
 if __name__ == "__main__":

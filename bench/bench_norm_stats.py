@@ -25,22 +25,38 @@ def main(episodes: int = 6, length: int = 60):
             ld.HF_LEROBOT_HOME = home
         from robot_piper import collect
 
-        collect.main(collect.Args(repo_id="bench_piper", num_episodes=episodes, episode_steps=length, sim=True,
-                                  image_height=240, image_width=320))
+        collect.main(
+            collect.Args(
+                repo_id="bench_piper",
+                num_episodes=episodes,
+                episode_steps=length,
+                sim=True,
+                image_height=240,
+                image_width=320,
+            )
+        )
         from openpi.training import config as _config
         from openpi.training import norm_stats
 
         base = _config.get_config("pi05_piper_pick_cube")
-        cfg = dataclasses.replace(base, data=dataclasses.replace(base.data, repo_id="bench_piper"), batch_size=16,
-                                  num_workers=0, assets_base_dir=str(home / "assets"))
+        cfg = dataclasses.replace(
+            base,
+            data=dataclasses.replace(base.data, repo_id="bench_piper"),
+            batch_size=16,
+            num_workers=0,
+            assets_base_dir=str(home / "assets"),
+        )
         t = time.perf_counter()
         _, fast, n = norm_stats.compute(cfg)
         t_fast = time.perf_counter() - t
         t = time.perf_counter()
         _, slow, _ = norm_stats.compute(cfg, slow=True)
         t_slow = time.perf_counter() - t
-        same = all(np.allclose(getattr(fast[k], f), getattr(slow[k], f), atol=1e-6) for k in fast
-                   for f in ("mean", "std", "q01", "q99"))
+        same = all(
+            np.allclose(getattr(fast[k], f), getattr(slow[k], f), atol=1e-6)
+            for k in fast
+            for f in ("mean", "std", "q01", "q99")
+        )
     print(f"{n} frames ({episodes} episodes, 2 cameras 320x240), identical stats: {same}\n")
     print("| norm stats path | seconds | frames/s |")
     print("|---|---|---|")

@@ -202,7 +202,7 @@ def main(args: Args) -> None:
     plot = plot_loss(ckpt_root / "metrics.jsonl", args.out_dir / "loss.png")
     summary = json.loads((video_dir / "summary.json").read_text())
     total = time.time() - t0
-    print("\n=== [demo] finished in %.0fs: %s" % (total, ", ".join(f"{k} {v:.0f}s" for k, v in timings.items())))
+    print("\n=== [demo] finished in {:.0f}s: {}".format(total, ", ".join(f"{k} {v:.0f}s" for k, v in timings.items())))
     print(f"    checkpoint : {ckpt}")
     print(f"    loss plot  : {plot}")
     print(f"    video      : {summary['videos'][0] if summary['videos'] else '(none)'}")

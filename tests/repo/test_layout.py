@@ -1,6 +1,7 @@
 """The monorepo layout and Makefile contract the README documents."""
 
 import subprocess
+
 import tomllib
 
 PACKAGES = {

@@ -52,7 +52,10 @@ def convert_observation(gym_obs: dict, *, resize: int | None = 224) -> dict:
     img = gym_obs["pixels"]["top"]
     if resize:
         img = image_tools.convert_to_uint8(image_tools.resize_with_pad(img, resize, resize))
-    return {"state": np.asarray(gym_obs["agent_pos"], dtype=np.float32), "images": {"cam_high": np.transpose(img, (2, 0, 1))}}
+    return {
+        "state": np.asarray(gym_obs["agent_pos"], dtype=np.float32),
+        "images": {"cam_high": np.transpose(img, (2, 0, 1))},
+    }
 
 
 try:
@@ -64,8 +67,14 @@ except ImportError:  # pragma: no cover - the client package is part of the work
 class AlohaSimEnvironment(_EnvironmentBase):
     """Runtime environment over gym-aloha: seeded resets, max-reward bookkeeping, done on success or time limit."""
 
-    def __init__(self, task: str = "gym_aloha/AlohaTransferCube-v0", seed: int = 0, *, max_episode_steps: int = 400,
-                 prompt: str | None = None):
+    def __init__(
+        self,
+        task: str = "gym_aloha/AlohaTransferCube-v0",
+        seed: int = 0,
+        *,
+        max_episode_steps: int = 400,
+        prompt: str | None = None,
+    ):
         self._env = make_gym_env(task, max_episode_steps=max_episode_steps)
         self._rng = np.random.default_rng(seed)
         self._prompt = prompt

@@ -107,8 +107,13 @@ def generate(args: Args) -> GenerationReport:
     # The episode length is the env's time limit + 1 so that gym never truncates a replay early.
     env = make_gym_env(max_episode_steps=args.episode_len + 1, image_hw=(args.image_height, args.image_width))
     ds = LeRobotDataset.create(
-        args.repo_id, fps=FPS, features=aloha_features((args.image_height, args.image_width)), root=tmp,
-        robot_type="aloha", use_videos=True, vcodec="h264",
+        args.repo_id,
+        fps=FPS,
+        features=aloha_features((args.image_height, args.image_width)),
+        root=tmp,
+        robot_type="aloha",
+        use_videos=True,
+        vcodec="h264",
     )
     start = time.time()
     attempts = successes = kept = frames_total = 0
@@ -123,26 +128,39 @@ def generate(args: Args) -> GenerationReport:
         if not ok and not args.keep_failures:
             continue
         for i in range(len(frames)):
-            ds.add_frame({"observation.images.top": frames[i], "observation.state": states[i], "action": actions[i],
-                          "task": args.task})
+            ds.add_frame(
+                {
+                    "observation.images.top": frames[i],
+                    "observation.state": states[i],
+                    "action": actions[i],
+                    "task": args.task,
+                }
+            )
         ds.save_episode()
         kept += 1
         frames_total += len(frames)
-        print(f"[generate] episode {kept}/{args.num_episodes} (seed {seed - 1}, reward {reward:.0f}), "
-              f"{time.time() - start:.0f}s elapsed", flush=True)
+        print(
+            f"[generate] episode {kept}/{args.num_episodes} (seed {seed - 1}, reward {reward:.0f}), "
+            f"{time.time() - start:.0f}s elapsed",
+            flush=True,
+        )
     ds.finalize()
     env.close()
     if kept < args.num_episodes:
-        raise RuntimeError(f"only {kept}/{args.num_episodes} successful episodes in {attempts} attempts; "
-                           "pass --keep-failures or raise --max-attempts-factor")
+        raise RuntimeError(
+            f"only {kept}/{args.num_episodes} successful episodes in {attempts} attempts; "
+            "pass --keep-failures or raise --max-attempts-factor"
+        )
     os.replace(tmp, final)
     return GenerationReport(final, kept, attempts, successes, frames_total, time.time() - start)
 
 
 def main(args: Args) -> None:
     report = generate(args)
-    print(f"[generate] wrote {report.episodes} episodes ({report.frames} frames) to {report.root} in "
-          f"{report.seconds:.0f}s; expert success rate {report.successes}/{report.attempts}")
+    print(
+        f"[generate] wrote {report.episodes} episodes ({report.frames} frames) to {report.root} in "
+        f"{report.seconds:.0f}s; expert success rate {report.successes}/{report.attempts}"
+    )
 
 
 if __name__ == "__main__":

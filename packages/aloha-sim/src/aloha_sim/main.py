@@ -1,7 +1,7 @@
 """ALOHA-sim client: runs gym-aloha episodes against a policy server (upstream `examples/aloha_sim/main.py` args).
 
-    make serve-aloha-sim        # terminal 1
-    make aloha-sim              # terminal 2 (= python -m aloha_sim.main)
+make serve-aloha-sim        # terminal 1
+make aloha-sim              # terminal 2 (= python -m aloha_sim.main)
 """
 
 from __future__ import annotations
@@ -80,13 +80,19 @@ def run(args: Args) -> tuple[EpisodeStats, list[pathlib.Path]]:
         max_episode_steps=args.max_episode_steps,
     )
     runtime.run()
-    summary = {"episodes": len(stats.rewards), "success_rate": stats.success_rate, "rewards": stats.rewards,
-               "mean_max_reward": sum(stats.rewards) / max(len(stats.rewards), 1),
-               "videos": [str(p) for p in saver.paths]}
+    summary = {
+        "episodes": len(stats.rewards),
+        "success_rate": stats.success_rate,
+        "rewards": stats.rewards,
+        "mean_max_reward": sum(stats.rewards) / max(len(stats.rewards), 1),
+        "videos": [str(p) for p in saver.paths],
+    }
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(f"[aloha-sim] {summary['episodes']} episode(s), success rate {stats.success_rate:.2f}, "
-          f"mean max reward {summary['mean_max_reward']:.2f}; videos in {args.out_dir}")
+    print(
+        f"[aloha-sim] {summary['episodes']} episode(s), success rate {stats.success_rate:.2f}, "
+        f"mean max reward {summary['mean_max_reward']:.2f}; videos in {args.out_dir}"
+    )
     return stats, saver.paths
 
 

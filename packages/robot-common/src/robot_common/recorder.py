@@ -44,11 +44,8 @@ class EpisodeRecorder:
 
         home = pathlib.Path(root) if root else lerobot_home()
         self.final = home / repo_id
-        if self.final.exists():
-            if not overwrite:
-                raise FileExistsError(
-                    f"{self.final} exists; pass --overwrite to replace it or choose another --repo-id"
-                )
+        if self.final.exists() and not overwrite:
+            raise FileExistsError(f"{self.final} exists; pass --overwrite to replace it or choose another --repo-id")
         self._tmp = home / f".{repo_id}.partial"
         shutil.rmtree(self._tmp, ignore_errors=True)
         home.mkdir(parents=True, exist_ok=True)

@@ -12,8 +12,8 @@ import logging
 import numpy as np
 import tyro
 
+from robot_common.cli import CollectArgs
 from robot_common.collect import record_episodes
-from robot_common.interface import SimCamera
 from robot_common.recorder import EpisodeRecorder
 from robot_common.rotations import pose7_to_pose9
 from robot_flexiv import common
@@ -21,17 +21,11 @@ from robot_flexiv import kinematics
 
 
 @dataclasses.dataclass
-class Args:
+class Args(CollectArgs):
     repo_id: str = "flexiv_lerobot_data"
-    task: str = "pick up the cube"
-    num_episodes: int = 1
     episode_steps: int = 200
     fps: int = 20
-    image_height: int = 480
-    image_width: int = 640
     robot_sn: str = ""
-    sim: bool = False
-    overwrite: bool = False
 
 
 def main(args: Args) -> int:
@@ -42,12 +36,9 @@ def main(args: Args) -> int:
         from robot_flexiv.sim import scripted_leader_qpos
 
         leader = scripted_leader_qpos()
-        cameras = {"base": SimCamera(arm, hw, seed=1), "wrist": SimCamera(arm, hw, seed=2)}
     else:  # kinesthetic teaching: the leader is the arm itself
-        from robot_common.cameras import OpenCVCamera
-
         leader = lambda t: arm.qpos()  # noqa: E731
-        cameras = {"base": OpenCVCamera(0, hw), "wrist": OpenCVCamera(2, hw)}
+    cameras = common.make_cameras(arm, args.sim, hw)
 
     def vectors(target):
         p, r = kinematics.fk(target[:7]) if args.sim else (None, None)

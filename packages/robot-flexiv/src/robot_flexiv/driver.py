@@ -15,9 +15,8 @@ class FlexivRdkBackend:
 
         self._rdk = flexivrdk
         self._robot = flexivrdk.Robot(self._sn)
-        if self._robot.fault():
-            if not self._robot.ClearFault():
-                raise RuntimeError("Flexiv fault could not be cleared; check the e-stop and the robot display")
+        if self._robot.fault() and not self._robot.ClearFault():
+            raise RuntimeError("Flexiv fault could not be cleared; check the e-stop and the robot display")
         self._robot.Enable() if hasattr(self._robot, "Enable") else self._robot.ServoOn()
         while not self._robot.operational():
             pass

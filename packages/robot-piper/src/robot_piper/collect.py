@@ -11,24 +11,16 @@ import logging
 
 import tyro
 
+from robot_common.cli import CollectArgs
 from robot_common.collect import record_episodes
 from robot_common.recorder import EpisodeRecorder
 from robot_piper import common
 
 
 @dataclasses.dataclass
-class Args:
+class Args(CollectArgs):
     repo_id: str = "piper_lerobot_data"
-    task: str = "pick up the cube"
-    num_episodes: int = 1
-    episode_steps: int = 300
-    fps: int = 30
-    image_height: int = 480
-    image_width: int = 640
     can_name: str = "can0"
-    sim: bool = False
-    """Use the simulated arm and cameras (scripted leader)."""
-    overwrite: bool = False
 
 
 def main(args: Args) -> int:

@@ -1,0 +1,58 @@
+"""Command-line arguments and entry-point bodies shared by the Piper and Flexiv clients."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from robot_common.policy_loop import RobotEnvironment
+from robot_common.policy_loop import run_policy
+
+
+@dataclasses.dataclass
+class CollectArgs:
+    repo_id: str = "robot_lerobot_data"
+    """Dataset name; written to $HF_LEROBOT_HOME/<repo_id> (datasets/ with make)."""
+    task: str = "pick up the cube"
+    """Task string stored with every frame (it becomes the prompt)."""
+    num_episodes: int = 1
+    episode_steps: int = 300
+    fps: int = 30
+    image_height: int = 480
+    image_width: int = 640
+    sim: bool = False
+    """Use the simulated arm and cameras (scripted leader)."""
+    overwrite: bool = False
+    """Replace an existing dataset with the same repo_id."""
+
+
+@dataclasses.dataclass
+class RunArgs:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    prompt: str = "pick up the cube"
+    action_horizon: int | None = None
+    """Actions executed per chunk (default: the server's action horizon)."""
+    control_hz: float = 30.0
+    max_steps: int = 600
+    num_episodes: int = 1
+    api_key: str | None = None
+    sim: bool = False
+
+
+def run_robot(robot, cameras, args: RunArgs) -> RobotEnvironment:
+    """Connect, run the policy loop, always disconnect. Returns the environment (it keeps the sent commands)."""
+    robot.connect()
+    try:
+        env = RobotEnvironment(robot, cameras(robot), args.prompt, max_steps=args.max_steps)
+        run_policy(
+            env,
+            host=args.host,
+            port=args.port,
+            action_horizon=args.action_horizon,
+            control_hz=args.control_hz,
+            num_episodes=args.num_episodes,
+            api_key=args.api_key,
+        )
+        return env
+    finally:
+        robot.disconnect()
