@@ -45,7 +45,6 @@ def lerobot_home(tmp_path, monkeypatch) -> pathlib.Path:
     home = tmp_path / "lerobot_home"
     home.mkdir()
     monkeypatch.setenv("HF_LEROBOT_HOME", str(home))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     return home
 
 
