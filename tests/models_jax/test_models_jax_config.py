@@ -80,6 +80,7 @@ def _tiny(**kw):
     return pi0_config.Pi0Config(**{**base, **kw})
 
 
+@pytest.mark.slow
 def test_lora_variant_runs_and_adds_params():
     assert gemma.get_config("gemma_2b_lora").lora_configs["attn"].rank == 16
     cfg = _tiny(pi05=True, paligemma_variant="dummy_lora", action_expert_variant="dummy_lora")
@@ -107,6 +108,7 @@ def test_training_time_rtc_loss_masks_the_given_prefix():
     assert (loss[zero_prefix == 0] > 0).all()
 
 
+@pytest.mark.slow
 def test_a_few_sgd_steps_reduce_the_loss():
     import optax
 
