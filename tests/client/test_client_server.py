@@ -97,6 +97,32 @@ def test_healthz_during_slow_inference():
         t.join()
 
 
+def test_fast_policies_run_on_the_event_loop_slow_ones_in_a_worker_thread():
+    class Where(base_policy.BasePolicy):
+        def __init__(self):
+            self.delay, self.threads = 0.0, []
+
+        def infer(self, obs):
+            time.sleep(self.delay)
+            self.threads.append(threading.current_thread().name)
+            return {"actions": np.zeros((2, 2), np.float32)}
+
+    policy = Where()
+    with serve_in_thread(policy) as (_, port):
+        client = wcp.WebsocketClientPolicy("127.0.0.1", port)
+        for _ in range(3):
+            client.infer(_obs())
+        # First call is measured in the worker thread; after that a sub-2 ms policy runs inline.
+        assert policy.threads[0] != "policy-server" and policy.threads[1:] == ["policy-server"] * 2
+        policy.delay = 0.02
+        for _ in range(3):
+            client.infer(_obs())
+        # The slow call itself was still inline (not known to be slow yet); later ones go to the thread.
+        assert policy.threads[3] == "policy-server"
+        assert "policy-server" not in policy.threads[4:]
+        client.close()
+
+
 def test_api_key_enforced_at_handshake():
     with serve_in_thread(EchoPolicy(), api_key="s3cret") as (_, port):
         with pytest.raises(PermissionError, match="API key"):

@@ -13,13 +13,20 @@ import numpy as np
 _UNSUPPORTED_KINDS = ("V", "O", "c")
 
 
+def _c_order_bytes(obj: np.ndarray):
+    """The array's C-order bytes; a zero-copy view for C-contiguous arrays (msgpack packs it as the same bin)."""
+    if obj.flags.c_contiguous and obj.size > 0:
+        return memoryview(obj.reshape(-1).view(np.uint8))
+    return obj.tobytes()  # copies into C order, also for non-contiguous views
+
+
 def pack_array(obj):
     if isinstance(obj, (np.ndarray, np.generic)) and obj.dtype.kind in _UNSUPPORTED_KINDS:
         raise ValueError(f"Unsupported dtype: {obj.dtype}")
     if isinstance(obj, np.ndarray):
         return {
             b"__ndarray__": True,
-            b"data": obj.tobytes(),  # always C order, also for non-contiguous views
+            b"data": _c_order_bytes(obj),
             b"dtype": obj.dtype.str,
             b"shape": obj.shape,
         }

@@ -8,6 +8,7 @@ import time
 import websockets.exceptions
 import websockets.sync.client
 
+from openpi_client import _malloc
 from openpi_client import base_policy as _base_policy
 from openpi_client import msgpack_numpy
 
@@ -35,6 +36,7 @@ class WebsocketClientPolicy(_base_policy.BasePolicy):
             self._uri += f":{port}"
         self._api_key = api_key
         self._packer = msgpack_numpy.Packer()
+        _malloc.keep_large_buffers()
         self._ws, self._server_metadata = self._wait_for_server(retry_interval, retry_timeout)
 
     def get_server_metadata(self) -> dict:

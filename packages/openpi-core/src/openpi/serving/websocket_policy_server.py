@@ -7,8 +7,10 @@ message naming the bad field for malformed requests) as a *text* frame and close
 server itself keeps serving other and later clients. `GET /healthz` answers `200 OK`.
 
 Beyond upstream: optional API-key check at the handshake (401), a maximum request size with a clear error, and
-inference runs in a worker thread under a lock, so concurrent clients are serialized and the event loop (health
-checks, handshakes) stays responsive during a slow inference.
+inference runs under a lock, so concurrent clients are serialized. A slow policy (a real model) runs in a worker
+thread so the event loop (health checks, handshakes) stays responsive; a policy that answers within
+`inline_infer_ms` (an echo or replay policy, a tiny model) runs directly on the event loop, where the thread hop
+would cost more than the inference itself.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import websockets.exceptions
 import websockets.frames
 import websockets.http11
 
+from openpi_client import _malloc
 from openpi_client import base_policy as _base_policy
 from openpi_client import msgpack_numpy
 
@@ -69,6 +72,7 @@ class WebsocketPolicyServer:
         metadata: dict | None = None,
         api_key: str | None = None,
         max_message_bytes: int | None = DEFAULT_MAX_MESSAGE_BYTES,
+        inline_infer_ms: float = 2.0,
     ) -> None:
         self._policy = policy
         self._host = host
@@ -77,11 +81,15 @@ class WebsocketPolicyServer:
         self._api_key = api_key
         self._max_message_bytes = max_message_bytes
         self._infer_lock = threading.Lock()
+        self._inline_infer_s = inline_infer_ms / 1000
+        # Slowest of the recent inference times; None until the first (threaded) call measured one.
+        self._recent_infer_s: float | None = None
         self._server: _server.Server | None = None
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.bound_port: int | None = None
         self._metadata_bytes = msgpack_numpy.packb(self._metadata)
+        _malloc.keep_large_buffers()
 
     def serve_forever(self) -> None:
         asyncio.run(self.run())
@@ -117,9 +125,28 @@ class WebsocketPolicyServer:
                 return connection.respond(http.HTTPStatus.UNAUTHORIZED, "Invalid or missing API key\n")
         return None
 
+    def _infer_unlocked(self, obs: dict) -> dict:
+        start = time.monotonic()
+        try:
+            return self._policy.infer(obs)
+        finally:
+            took = time.monotonic() - start
+            prev = self._recent_infer_s
+            # Rises at once on a slow call, decays slowly: one slow inference sends the next ones to the thread.
+            self._recent_infer_s = took if prev is None or took > prev else 0.9 * prev + 0.1 * took
+
     def _infer(self, obs: dict) -> dict:
         with self._infer_lock:
-            return self._policy.infer(obs)
+            return self._infer_unlocked(obs)
+
+    async def _run_infer(self, obs: dict) -> dict:
+        fast = self._recent_infer_s is not None and self._recent_infer_s < self._inline_infer_s
+        if fast and self._infer_lock.acquire(blocking=False):
+            try:
+                return self._infer_unlocked(obs)
+            finally:
+                self._infer_lock.release()
+        return await asyncio.to_thread(self._infer, obs)
 
     async def _handler(self, websocket: _server.ServerConnection) -> None:
         logger.info("Connection from %s opened", websocket.remote_address)
@@ -132,7 +159,7 @@ class WebsocketPolicyServer:
                 message = await websocket.recv()
                 obs = decode_request(message, max_message_bytes=self._max_message_bytes)
                 infer_start = time.monotonic()
-                action = await asyncio.to_thread(self._infer, obs)
+                action = await self._run_infer(obs)
                 infer_time = time.monotonic() - infer_start
                 if not isinstance(action, dict):
                     raise TypeError(f"policy.infer must return a dict, got {type(action).__name__}")
