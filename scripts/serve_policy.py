@@ -63,6 +63,11 @@ class Args:
     """cuda / cpu for PyTorch checkpoints (default: cuda if available)."""
     warmup: bool = True
     """Compile / warm up the model before accepting clients."""
+    rtc_method: str | None = None
+    """Real-time chunking for requests that carry prev_actions: vjp (guided, Black et al. 2025), identity (J = I
+    shortcut, no backward pass) or prefix (training-time RTC; the default for models trained with rtc_max_delay)."""
+    rtc_max_guidance_weight: float = 5.0
+    """Guidance-weight clip (beta) of the vjp / identity methods."""
     policy: Checkpoint | Default = dataclasses.field(default_factory=Default)
 
 
@@ -78,7 +83,12 @@ def create_policy(args: Args) -> tuple[_policy.Policy, _config.TrainConfig]:
     ckpt = args.policy if isinstance(args.policy, Checkpoint) else DEFAULT_CHECKPOINT[args.env]
     train_config = _config.get_config(ckpt.config)
     policy = _policy_config.create_trained_policy(
-        train_config, ckpt.dir, default_prompt=args.default_prompt, pytorch_device=args.pytorch_device
+        train_config,
+        ckpt.dir,
+        default_prompt=args.default_prompt,
+        pytorch_device=args.pytorch_device,
+        rtc_method=args.rtc_method,
+        rtc_max_guidance_weight=args.rtc_max_guidance_weight,
     )
     return policy, train_config
 

@@ -15,6 +15,14 @@ from openpi_client import msgpack_numpy
 logger = logging.getLogger("openpi_client")
 
 
+def _connect(uri: str, **kwargs):
+    """A long-lived connection (not a context manager); websockets >= 16 wants `legacy=True` said explicitly."""
+    try:
+        return websockets.sync.client.connect(uri, legacy=True, **kwargs)
+    except TypeError:  # older websockets: no `legacy` flag, plain connect() already returns the connection
+        return websockets.sync.client.connect(uri, **kwargs)
+
+
 class WebsocketClientPolicy(_base_policy.BasePolicy):
     """Connects on construction (retrying while the server is not up) and reads the server metadata.
 
@@ -52,9 +60,7 @@ class WebsocketClientPolicy(_base_policy.BasePolicy):
         headers = {"Authorization": f"Api-Key {self._api_key}"} if self._api_key else None
         while True:
             try:
-                conn = websockets.sync.client.connect(
-                    self._uri, compression=None, max_size=None, additional_headers=headers, open_timeout=30
-                )
+                conn = _connect(self._uri, compression=None, max_size=None, additional_headers=headers, open_timeout=30)
                 metadata = msgpack_numpy.unpackb(conn.recv())
                 return conn, metadata
             except websockets.exceptions.InvalidStatus as e:

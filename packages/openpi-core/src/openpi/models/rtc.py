@@ -78,22 +78,34 @@ def sample_actions_rtc(
     if noise is None:
         noise = jax.random.normal(rng if rng is not None else jax.random.key(0), (b, h, model.action_dim))
     d = int(np.clip(inference_delay, 0, k))
+    # d and k are traced: a client's delay estimate and execution horizon vary from chunk to chunk, and a recompile
+    # per (d, k) pair would stall the robot for seconds.
     return _sample_jit(
         model,
         observation,
         y,
         jnp.asarray(noise, jnp.float32),
-        d=d,
-        k=k,
+        jnp.asarray(d, jnp.int32),
+        jnp.asarray(k, jnp.int32),
         method=method,
         beta=float(max_guidance_weight),
         num_steps=int(num_steps),
     )
 
 
-def _sample(model, observation, y, x, *, d, k, method, beta, num_steps):
+def _soft_mask(d, k, h):
+    """`prefix_weights(d, k, h, "exp")` with traced d and k."""
+    i = jnp.arange(h, dtype=jnp.float32)
+    start = jnp.minimum(d, k).astype(jnp.float32)
+    end = k.astype(jnp.float32)
+    w = jnp.clip((start - 1 - i) / (end - start + 1) + 1, 0.0, 1.0)
+    w = w * jnp.expm1(w) / (math.e - 1)
+    return jnp.where(i >= end, 0.0, w)
+
+
+def _sample(model, observation, y, x, d, k, *, method, beta, num_steps):
     b, h = x.shape[:2]
-    w_mask = jnp.asarray(prefix_weights(d, k, h))[None, :, None]
+    w_mask = _soft_mask(d, k, h)[None, :, None]
     prefix = model.prepare_prefix(observation)
     dt = -1.0 / num_steps
     committed = (jnp.arange(h) < d)[None, :]
@@ -103,8 +115,6 @@ def _sample(model, observation, y, x, *, d, k, method, beta, num_steps):
         if method == "prefix":
             x = jnp.where(committed[..., None], y, x)
             v = model.velocity(prefix, observation, x, jnp.where(committed, 0.0, t_vec[:, None]))
-        elif k == 0:
-            v = model.velocity(prefix, observation, x, t_vec)
         elif method == "vjp":
 
             def denoise(x_t, t_vec=t_vec, t=t):
@@ -126,7 +136,7 @@ def _sample(model, observation, y, x, *, d, k, method, beta, num_steps):
 def _jit():
     from flax import nnx
 
-    return nnx.jit(_sample, static_argnames=("d", "k", "method", "beta", "num_steps"))
+    return nnx.jit(_sample, static_argnames=("method", "beta", "num_steps"))
 
 
 _sample_jit = _jit()

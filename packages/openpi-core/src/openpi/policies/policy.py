@@ -26,6 +26,7 @@ from openpi_client import base_policy as _base_policy
 logger = logging.getLogger("openpi.policy")
 
 RTC_KEYS = ("prev_actions", "inference_delay")
+RTC_METHODS = ("vjp", "identity", "prefix")
 
 
 class Policy(_base_policy.BasePolicy):
@@ -40,12 +41,18 @@ class Policy(_base_policy.BasePolicy):
         metadata: dict[str, Any] | None = None,
         is_pytorch: bool = False,
         pytorch_device: str = "cpu",
+        rtc_method: str = "vjp",
+        rtc_max_guidance_weight: float = 5.0,
     ):
+        if rtc_method not in RTC_METHODS:
+            raise ValueError(f"rtc_method={rtc_method!r}: use one of {', '.join(RTC_METHODS)}")
+        self._rtc = {"method": rtc_method, "max_guidance_weight": float(rtc_max_guidance_weight)}
         self._model = model
         self._input_transform = _transforms.compose(transforms)
         self._output_transform = _transforms.compose(output_transforms)
         self._sample_kwargs = dict(sample_kwargs or {})
-        self._metadata = dict(metadata or {})
+        # Clients read this to know that requests may carry prev_actions / inference_delay.
+        self._metadata = {**dict(metadata or {}), "rtc": dict(self._rtc)}
         self._is_pytorch = is_pytorch
         self._device = pytorch_device
         self._lock = threading.Lock()
@@ -122,7 +129,14 @@ class Policy(_base_policy.BasePolicy):
 
             prev = self._torch.as_tensor(prev_model)[None].to(self._device)
             return _rtc.sample_actions_rtc(
-                self._model, self._device, observation, prev_chunk=prev, inference_delay=delay, noise=noise, **kwargs
+                self._model,
+                self._device,
+                observation,
+                prev_chunk=prev,
+                inference_delay=delay,
+                noise=noise,
+                **self._rtc,
+                **kwargs,
             )
         from openpi.models import rtc as _rtc
 
@@ -134,24 +148,29 @@ class Policy(_base_policy.BasePolicy):
             prev_chunk=jnp.asarray(prev_model)[None],
             inference_delay=delay,
             noise=noise,
+            **self._rtc,
             **kwargs,
         )
 
     def warmup(self, model_config) -> tuple[float, float]:
-        """Compile / warm the sampler on fake inputs shaped like real ones. Returns (first_ms, steady_ms)."""
+        """Compile / warm the sampler on fake inputs shaped like real ones, the RTC sampler too (so a robot's first
+        RTC request does not wait for a compile). Returns (first_ms, steady_ms) of plain sampling."""
         obs = model_config.fake_obs(1)
+        prev = np.zeros((1, max(1, model_config.action_horizon // 2), model_config.action_dim), np.float32)
         times = []
         for _ in range(2):
             start = time.monotonic()
             if self._is_pytorch:
                 import torch
 
-                tobs = jax.tree.map(lambda x: torch.as_tensor(np.asarray(x)).to(self._device), obs)
+                tobs = jax.tree.map(lambda x: torch.as_tensor(np.array(x)).to(self._device), obs)
                 with torch.no_grad():
                     self._model.sample_actions(self._device, tobs, **self._sample_kwargs)
             else:
                 np.asarray(self._sample(self._state, jax.random.key(0), obs, None, **self._sample_kwargs))
             times.append((time.monotonic() - start) * 1000)
+        if not self._is_pytorch:
+            np.asarray(self._sample_rtc(obs, prev[0], 1, None, dict(self._sample_kwargs)))
         return times[0], times[1]
 
 

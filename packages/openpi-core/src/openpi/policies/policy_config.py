@@ -43,7 +43,13 @@ def create_trained_policy(
     default_prompt: str | None = None,
     norm_stats: dict[str, _normalize.NormStats] | None = None,
     pytorch_device: str | None = None,
+    rtc_method: str | None = None,
+    rtc_max_guidance_weight: float = 5.0,
 ) -> _policy.Policy:
+    """`rtc_method` (requests carrying `prev_actions`): vjp | identity | prefix; default prefix for a model trained
+    with training-time RTC (`model.rtc_max_delay > 0`), else vjp."""
+    if rtc_method is None:
+        rtc_method = "prefix" if getattr(train_config.model, "rtc_max_delay", 0) > 0 else "vjp"
     repack_transforms = repack_transforms or transforms.Group()
     checkpoint_dir = pathlib.Path(download.maybe_download(str(checkpoint_dir)))
     fmt = detect_checkpoint_format(checkpoint_dir)
@@ -93,4 +99,6 @@ def create_trained_policy(
         metadata=train_config.policy_metadata,
         is_pytorch=fmt == "pytorch",
         pytorch_device=pytorch_device or "cpu",
+        rtc_method=rtc_method,
+        rtc_max_guidance_weight=rtc_max_guidance_weight,
     )
