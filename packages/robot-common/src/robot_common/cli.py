@@ -30,8 +30,14 @@ class RunArgs:
     host: str = "127.0.0.1"
     port: int = 8000
     prompt: str = "pick up the cube"
+    chunking: str = "rtc"
+    """rtc (real-time chunking), naive (async, no inpainting), sync (stop and wait for every chunk) or ensemble
+    (temporal ensembling); see openpi_client.rtc."""
     action_horizon: int | None = None
-    """Actions executed per chunk (default: the server's action horizon)."""
+    """Execution horizon: actions executed per chunk (sync: default the whole chunk) or before the next request
+    starts (rtc / naive: default half the chunk)."""
+    on_late: str = "hold"
+    """When the next chunk is late: hold the last action, or slow (stretch the chunk's tail to half speed first)."""
     control_hz: float = 30.0
     max_steps: int = 600
     num_episodes: int = 1
@@ -52,6 +58,8 @@ def run_robot(robot, cameras, args: RunArgs) -> RobotEnvironment:
             control_hz=args.control_hz,
             num_episodes=args.num_episodes,
             api_key=args.api_key,
+            chunking=args.chunking,
+            on_late=args.on_late,
         )
         return env
     finally:

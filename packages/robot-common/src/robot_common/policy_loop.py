@@ -70,25 +70,38 @@ def run_policy(
     num_episodes: int = 1,
     max_episode_steps: int = 0,
     api_key: str | None = None,
-) -> None:
-    """Connect to `serve_policy` and execute chunks: the first `action_horizon` actions of every chunk
-    (default: the server's action horizon from its metadata)."""
-    from openpi_client import action_chunk_broker
+    chunking: str = "rtc",
+    on_late: str = "hold",
+    policy=None,
+):
+    """Connect to `serve_policy` and run the chunk executor picked by `chunking` (openpi_client.rtc: rtc, naive,
+    sync, ensemble) at `control_hz`. `action_horizon`: actions executed per chunk before the next request (sync)
+    or before the next request is started (rtc / naive; default half the chunk). Returns the executor (its
+    `metrics` hold delays, chunk-boundary jumps and overruns). `policy` replaces the websocket client (tests)."""
     from openpi_client import websocket_client_policy
+    from openpi_client.rtc import make_executor
     from openpi_client.runtime import runtime as _runtime
     from openpi_client.runtime.agents import policy_agent
 
-    client = websocket_client_policy.WebsocketClientPolicy(host, port, api_key=api_key)
-    meta = client.get_server_metadata()
-    horizon = action_horizon or int(meta.get("action_horizon", 10))
-    logger.info("server metadata %s; executing %d actions per chunk at %.0f Hz", meta, horizon, control_hz)
+    client = policy or websocket_client_policy.WebsocketClientPolicy(host, port, api_key=api_key)
+    meta = client.get_server_metadata() if hasattr(client, "get_server_metadata") else {}
+    if chunking == "rtc" and "rtc" not in meta:
+        logger.warning("the server does not advertise RTC (upstream openpi?): chunks will switch naively")
+    if chunking == "sync" and action_horizon is None:
+        action_horizon = int(meta.get("action_horizon", 10))
+    executor = make_executor(chunking, client, control_hz=control_hz, execution_horizon=action_horizon, on_late=on_late)
+    logger.info("server metadata %s; %s chunking at %.0f Hz", meta, chunking, control_hz)
     start = time.time()
-    _runtime.Runtime(
-        env,
-        policy_agent.PolicyAgent(action_chunk_broker.ActionChunkBroker(client, horizon)),
-        [],
-        max_hz=control_hz,
-        num_episodes=num_episodes,
-        max_episode_steps=max_episode_steps,
-    ).run()
-    logger.info("done in %.1fs", time.time() - start)
+    try:
+        _runtime.Runtime(
+            env,
+            policy_agent.PolicyAgent(executor),
+            [],
+            max_hz=control_hz,
+            num_episodes=num_episodes,
+            max_episode_steps=max_episode_steps,
+        ).run()
+    finally:
+        executor.close()
+    logger.info("done in %.1fs; %s", time.time() - start, executor.metrics.format())
+    return executor
