@@ -3,12 +3,13 @@
 collect-piper: ## Record teleoperated Piper episodes into datasets/ (SIM=1 for the simulated arm)
 	@$(PY) -m robot_piper.collect $(if $(SIM),--sim) $(ARGS)
 
-run-piper: ## Piper inference client with RTC (HOST=.. PORT=.. PROMPT=".." SIM=1)
-	@$(PY) -m robot_piper.run --host $${HOST:-127.0.0.1} --port $(PORT) $(if $(PROMPT),--prompt "$(PROMPT)") $(if $(SIM),--sim) $(ARGS)
+CHUNK_ARGS = $(if $(CHUNKING),--chunking $(CHUNKING))
+run-piper: ## Piper inference client, RTC by default (HOST=.. PORT=.. PROMPT=".." CHUNKING=rtc|naive|sync|ensemble SIM=1)
+	@$(PY) -m robot_piper.run --host $${HOST:-127.0.0.1} --port $(PORT) $(if $(PROMPT),--prompt "$(PROMPT)") $(CHUNK_ARGS) $(if $(SIM),--sim) $(ARGS)
 
 FLEXIV_PY = $(if $(SIM),$(PY),$(FLEXIV_VENV)/bin/python)
 collect-flexiv: ## Record kinesthetic-teaching Flexiv episodes (SIM=1 for the simulated Rizon)
 	@$(FLEXIV_PY) -m robot_flexiv.collect $(if $(SIM),--sim) $(ARGS)
 
-run-flexiv: ## Flexiv inference client: make run-flexiv MODE=pose|qpos [SIM=1]
-	@$(FLEXIV_PY) -m robot_flexiv.run --mode $${MODE:-pose} --host $${HOST:-127.0.0.1} --port $(PORT) $(if $(PROMPT),--prompt "$(PROMPT)") $(if $(SIM),--sim) $(ARGS)
+run-flexiv: ## Flexiv inference client, RTC by default: make run-flexiv MODE=pose|qpos [CHUNKING=..] [SIM=1]
+	@$(FLEXIV_PY) -m robot_flexiv.run --mode $${MODE:-pose} --host $${HOST:-127.0.0.1} --port $(PORT) $(if $(PROMPT),--prompt "$(PROMPT)") $(CHUNK_ARGS) $(if $(SIM),--sim) $(ARGS)
