@@ -60,3 +60,53 @@ def openpi_data_home(tmp_path, monkeypatch, golden_dir) -> pathlib.Path:
     shutil.copy(golden_dir / "tiny_spm.model", tok)
     monkeypatch.setenv("OPENPI_DATA_HOME", str(home))
     return home
+
+
+TINY_PI05 = dict(
+    pi05=True,
+    dtype="float32",
+    paligemma_variant="dummy",
+    action_expert_variant="dummy",
+    max_token_len=64,
+    vision_variant="tiny",
+    paligemma_vocab_size=1024,
+)
+
+
+@pytest.fixture()
+def tiny_checkpoint(tmp_path, golden_dir, openpi_data_home):
+    """Factory: `tiny_checkpoint(config_name, dim, horizon=10)` -> (train config with the golden tiny pi0.5 model,
+    step dir holding its upstream-format params/ and random norm stats of `dim` dims under the config's asset id)."""
+    import dataclasses
+    import shutil
+
+    import numpy as np
+
+    from openpi.models import pi0_config
+    from openpi.shared import normalize
+    from openpi.training import config as _config
+
+    def make(config_name: str, dim: int, horizon: int = 10, seed: int = 0):
+        base = _config.get_config(config_name)
+        cfg = dataclasses.replace(
+            base,
+            model=pi0_config.Pi0Config(action_horizon=horizon, **TINY_PI05),
+            policy_metadata={**base.policy_metadata, "action_horizon": horizon},
+        )
+        step = tmp_path / "checkpoints" / config_name / "100"
+        shutil.copytree(golden_dir / "pi05_tiny" / "params", step / "params")
+        rng = np.random.default_rng(seed)
+        stats = {
+            k: normalize.NormStats(
+                mean=rng.normal(size=dim),
+                std=rng.uniform(0.5, 1, dim),
+                q01=-rng.uniform(1, 2, dim),
+                q99=rng.uniform(1, 2, dim),
+            )
+            for k in ("state", "actions")
+        }
+        asset_id = cfg.data.create(cfg.assets_dirs, cfg.model).asset_id
+        normalize.save(step / "assets" / asset_id, stats)
+        return cfg, step
+
+    return make

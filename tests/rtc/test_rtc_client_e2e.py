@@ -1,18 +1,13 @@
 """End to end: a served tiny pi0.5 (Piper layout) + the client RTC executor at a fixed control rate over loopback,
 with latency injected on the server. No overruns, no held steps, and the delay estimate matches the round trips."""
 
-import dataclasses
-import shutil
 import time
 
 import numpy as np
 import pytest
 
-from openpi.models import pi0_config
 from openpi.policies import policy_config
 from openpi.serving.websocket_policy_server import serve_in_thread
-from openpi.shared import normalize
-from openpi.training import config as _config
 from openpi_client import base_policy
 from openpi_client import websocket_client_policy
 from openpi_client.rtc import make_executor
@@ -26,31 +21,12 @@ INJECTED_S = 0.1
 
 
 @pytest.fixture
-def served_policy(tmp_path, golden_dir, openpi_data_home):
-    step = tmp_path / "ckpt" / "100"
-    shutil.copytree(golden_dir / "pi05_tiny" / "params", step / "params")
-    rng = np.random.default_rng(0)
-    stats = {
-        k: normalize.NormStats(mean=rng.normal(size=7), std=rng.uniform(0.5, 1, 7), q01=-np.ones(7), q99=np.ones(7))
-        for k in ("state", "actions")
-    }
-    normalize.save(step / "assets" / "piper", stats)
-    base = _config.get_config("pi05_piper_pick_cube")
-    model = pi0_config.Pi0Config(
-        pi05=True,
-        dtype="float32",
-        paligemma_variant="dummy",
-        action_expert_variant="dummy",
-        action_horizon=HORIZON,
-        max_token_len=64,
-        vision_variant="tiny",
-        paligemma_vocab_size=1024,
-    )
-    cfg = dataclasses.replace(base, model=model)
+def served_policy(tiny_checkpoint):
+    cfg, step = tiny_checkpoint("pi05_piper_pick_cube", 7, horizon=HORIZON)
     # 4 denoising steps keep the tiny model's CPU round trip well inside the chunk on a loaded 2-core machine.
     policy = policy_config.create_trained_policy(cfg, step, sample_kwargs={"num_steps": 4})
     start = time.monotonic()
-    policy.warmup(model)
+    policy.warmup(cfg.model)
     print(f"warm-up (plain + RTC compile) {time.monotonic() - start:.1f}s")
     return policy
 

@@ -1,48 +1,22 @@
 """create_trained_policy on an upstream-format checkpoint dir -> Policy -> websocket server -> clients."""
 
-import dataclasses
 import json
 import shutil
 
 import numpy as np
 import pytest
 
-from openpi.models import pi0_config
 from openpi.policies import policy as _policy
 from openpi.policies import policy_config
 from openpi.serving.websocket_policy_server import serve_in_thread
-from openpi.shared import normalize
-from openpi.training import config as _config
 from openpi_client import msgpack_numpy
 from openpi_client import websocket_client_policy
 
 
-@pytest.fixture(scope="module")
-def piper_ckpt(tmp_path_factory, golden_dir):
+@pytest.fixture
+def piper_ckpt(tiny_checkpoint):
     """The golden tiny pi0.5 params in a step dir with Piper (7-d) norm stats."""
-    step = tmp_path_factory.mktemp("ckpt") / "pi05_tiny_piper" / "exp" / "100"
-    shutil.copytree(golden_dir / "pi05_tiny" / "params", step / "params")
-    rng = np.random.default_rng(0)
-    stats = {
-        k: normalize.NormStats(
-            mean=rng.normal(size=7), std=rng.uniform(0.5, 1, 7), q01=-rng.uniform(1, 2, 7), q99=rng.uniform(1, 2, 7)
-        )
-        for k in ("state", "actions")
-    }
-    normalize.save(step / "assets" / "piper", stats)
-    base = _config.get_config("pi05_piper_pick_cube")
-    model = pi0_config.Pi0Config(
-        pi05=True,
-        dtype="float32",
-        paligemma_variant="dummy",
-        action_expert_variant="dummy",
-        action_horizon=10,
-        max_token_len=64,
-        vision_variant="tiny",
-        paligemma_vocab_size=1024,
-    )
-    cfg = dataclasses.replace(base, model=model, policy_metadata={**base.policy_metadata, "action_horizon": 10})
-    return cfg, step
+    return tiny_checkpoint("pi05_piper_pick_cube", 7, horizon=10)
 
 
 def _piper_obs(seed=0):

@@ -1,5 +1,8 @@
 """Record teleoperated Piper episodes (master arm -> follower) into a LeRobot dataset.
 
+The action is the teaching arm's joint/gripper command as seen on the CAN bus (piper_sdk GetArmJointCtrl /
+GetArmGripperCtrl); with --sim a scripted teaching arm sends those frames to the simulated follower.
+
 python -m robot_piper.collect --repo-id piper_lerobot_data --num-episodes 50 --task "pick up the cube"
 make collect-piper SIM=1 ARGS="--num-episodes 2"
 """
@@ -21,19 +24,18 @@ from robot_piper import common
 class Args(CollectArgs):
     repo_id: str = "piper_lerobot_data"
     can_name: str = "can0"
+    """CAN port (SocketCAN name), or the channel of a simulator (e.g. 239.74.163.2 with udp_multicast)."""
+    can_interface: str = "socketcan"
+    """python-can interface: socketcan (real arm), slcan; udp_multicast/virtual with --sim: an external simulator."""
 
 
 def main(args: Args) -> int:
-    robot = common.make_robot(args.sim, args.can_name)
+    robot = common.make_robot(args.sim, args.can_name, interface=args.can_interface, leader=True)
     robot.connect()
     hw = (args.image_height, args.image_width)
     cameras = common.make_cameras(robot, args.sim, hw)
-    if args.sim:
-        from robot_piper.sim import scripted_leader
-
-        leader = scripted_leader()
-    else:
-        leader = lambda t: robot.master_targets()  # noqa: E731
+    robot.wait_for_master()
+    leader = lambda t: robot.master_targets()  # noqa: E731
     recorder = EpisodeRecorder(
         args.repo_id, fps=args.fps, features=common.features(hw), robot_type="piper", overwrite=args.overwrite
     )

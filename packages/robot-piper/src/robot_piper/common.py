@@ -1,4 +1,4 @@
-"""Piper dataset layout (features used by collect and by the pi05_piper_* configs)."""
+"""Piper dataset layout (features used by collect and by the pi05_piper_* configs) and robot/camera factories."""
 
 from robot_common.recorder import image_feature
 from robot_common.recorder import vector_feature
@@ -15,14 +15,19 @@ def features(image_hw=(480, 640)) -> dict:
     }
 
 
-def make_robot(sim: bool, can_name: str = "can0"):
-    if sim:
-        from robot_piper.sim import SimPiper
+def make_robot(sim: bool, can_name: str = "can0", *, interface: str = "socketcan", leader: bool = False):
+    """The follower arm: piper_sdk on `can_name` over the python-can `interface`.
 
-        return SimPiper()
+    `sim` alone: the same driver over an in-process virtual CAN bus talking to the simulated arm (`leader` adds a
+    scripted teaching arm on that bus, for collection). `sim` with a non-default `interface` (virtual /
+    udp_multicast): connect to a simulator already running there (`python -m robot_piper.can_sim`)."""
+    if sim and interface == "socketcan":
+        from robot_piper.sim import SimulatedPiper
+
+        return SimulatedPiper(leader=leader)
     from robot_piper.driver import PiperDriver
 
-    return PiperDriver(can_name)
+    return PiperDriver(can_name, interface=interface)
 
 
 def make_cameras(robot, sim: bool, image_hw=(480, 640), base_index: int = 0, wrist_index: int = 2):

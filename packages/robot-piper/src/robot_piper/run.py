@@ -19,10 +19,13 @@ from robot_piper import common
 @dataclasses.dataclass
 class Args(RunArgs):
     can_name: str = "can0"
+    """CAN port (SocketCAN name), or the channel of a simulator (e.g. 239.74.163.2 with udp_multicast)."""
+    can_interface: str = "socketcan"
+    """python-can interface: socketcan (real arm), slcan; udp_multicast/virtual with --sim: an external simulator."""
 
 
 def main(args: Args):
-    robot = common.make_robot(args.sim, args.can_name)
+    robot = common.make_robot(args.sim, args.can_name, interface=args.can_interface)
     return run_robot(robot, lambda r: common.make_cameras(r, args.sim), args)
 
 
