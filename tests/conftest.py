@@ -62,21 +62,11 @@ def openpi_data_home(tmp_path, monkeypatch, golden_dir) -> pathlib.Path:
     return home
 
 
-TINY_PI05 = dict(
-    pi05=True,
-    dtype="float32",
-    paligemma_variant="dummy",
-    action_expert_variant="dummy",
-    max_token_len=64,
-    vision_variant="tiny",
-    paligemma_vocab_size=1024,
-)
-
-
 @pytest.fixture()
 def tiny_checkpoint(tmp_path, golden_dir, openpi_data_home):
     """Factory: `tiny_checkpoint(config_name, dim, horizon=10)` -> (train config with the golden tiny pi0.5 model,
-    step dir holding its upstream-format params/ and random norm stats of `dim` dims under the config's asset id)."""
+    step dir holding its upstream-format params/ and random norm stats of `dim` dims under the config's asset id).
+    `tests/robots/robots_tiny_server.py` rebuilds the same config in a server process."""
     import dataclasses
     import shutil
 
@@ -85,12 +75,13 @@ def tiny_checkpoint(tmp_path, golden_dir, openpi_data_home):
     from openpi.models import pi0_config
     from openpi.shared import normalize
     from openpi.training import config as _config
+    from openpi.training.configs_registry import TINY
 
     def make(config_name: str, dim: int, horizon: int = 10, seed: int = 0):
         base = _config.get_config(config_name)
         cfg = dataclasses.replace(
             base,
-            model=pi0_config.Pi0Config(action_horizon=horizon, **TINY_PI05),
+            model=pi0_config.Pi0Config(pi05=True, action_horizon=horizon, **TINY),
             policy_metadata={**base.policy_metadata, "action_horizon": horizon},
         )
         step = tmp_path / "checkpoints" / config_name / "100"

@@ -46,11 +46,12 @@ class RunArgs:
 
 
 def run_robot(robot, cameras, args: RunArgs) -> RobotEnvironment:
-    """Connect, run the policy loop, always disconnect. Returns the environment (it keeps the sent commands)."""
+    """Connect, run the policy loop, always disconnect. Returns the environment: `env.sent` holds the commands
+    sent to the arm (after the safety clamp), `env.metrics` the executor's metrics."""
     robot.connect()
     try:
         env = RobotEnvironment(robot, cameras(robot), args.prompt, max_steps=args.max_steps)
-        run_policy(
+        executor = run_policy(
             env,
             host=args.host,
             port=args.port,
@@ -61,6 +62,7 @@ def run_robot(robot, cameras, args: RunArgs) -> RobotEnvironment:
             chunking=args.chunking,
             on_late=args.on_late,
         )
+        env.metrics = executor.metrics
         return env
     finally:
         robot.disconnect()

@@ -17,7 +17,7 @@ class Limits:
     max_step: np.ndarray
 
     def clip(self, target: np.ndarray, current: np.ndarray) -> np.ndarray:
-        """Clamp to the workspace, then limit the jump from the current state (no sudden motions)."""
+        """Clamp to the workspace, then limit the jump from `current` (the previous command or the state)."""
         target = np.clip(np.asarray(target, dtype=np.float64), self.low, self.high)
         return current + np.clip(target - current, -self.max_step, self.max_step)
 
@@ -49,9 +49,19 @@ class Robot(abc.ABC):
             raise ValueError(f"action has {target.shape[0]} dims, the robot expects {self.state_dim}")
         if not np.all(np.isfinite(target)):
             raise ValueError(f"non-finite action {target}; refusing to move")
-        safe = self.limits.clip(target, self.state().astype(np.float64))
+        # Rate-limit against the previous command (a lagging arm never sees a command jump), the first one
+        # against the measured state.
+        reference = getattr(self, "_last_command", None)
+        if reference is None:
+            reference = self.state().astype(np.float64)
+        safe = self.limits.clip(target, reference)
         self._send(safe)
+        self._last_command = safe
         return safe.astype(np.float32)
+
+    def reset_command_reference(self) -> None:
+        """Forget the previous command: the next one is limited against the measured state (new episode)."""
+        self._last_command = None
 
 
 class Camera(abc.ABC):

@@ -42,6 +42,7 @@ class RobotEnvironment(_environment.Environment):
 
     def reset(self) -> None:
         self._steps = 0
+        self._robot.reset_command_reference()
 
     def is_episode_complete(self) -> bool:
         return self._max_steps > 0 and self._steps >= self._max_steps

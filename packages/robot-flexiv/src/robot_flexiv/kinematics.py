@@ -22,33 +22,37 @@ def _rot(axis: str, a: float) -> np.ndarray:
     return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
 
 
-def fk(q) -> tuple[np.ndarray, np.ndarray]:
-    """Joint angles [7] -> (tcp position [3], rotation matrix [3,3])."""
+def _chain(q):
+    """Forward pass: tcp position, rotation, and every joint's world origin and axis."""
     r, p = np.eye(3), np.zeros(3)
-    for axis, a, link in zip(AXES, q, LINKS, strict=True):
+    origins, axes = np.zeros((7, 3)), np.zeros((7, 3))
+    for i, (axis, a, link) in enumerate(zip(AXES, q, LINKS, strict=True)):
+        origins[i] = p
+        axes[i] = r[:, 2] if axis == "z" else r[:, 1]  # the joint axis is unchanged by its own rotation
         r = r @ _rot(axis, a)
         p = p + r @ link
+    return p, r, origins, axes
+
+
+def fk(q) -> tuple[np.ndarray, np.ndarray]:
+    """Joint angles [7] -> (tcp position [3], rotation matrix [3,3])."""
+    p, r, _, _ = _chain(q)
     return p, r
 
 
 def ik(target_p, target_r, q0, iters: int = 50, damping: float = 1e-2) -> np.ndarray:
-    """Damped least squares on position + orientation error (numeric Jacobian)."""
+    """Damped least squares on position + orientation error, with the geometric Jacobian of revolute joints
+    (linear: axis x (tcp - origin), angular: axis)."""
     q = np.asarray(q0, dtype=np.float64).copy()
     for _ in range(iters):
-        p, r = fk(q)
+        p, r, origins, axes = _chain(q)
         err_r = 0.5 * (
             np.cross(r[:, 0], target_r[:, 0]) + np.cross(r[:, 1], target_r[:, 1]) + np.cross(r[:, 2], target_r[:, 2])
         )
         err = np.concatenate([target_p - p, err_r])
         if np.linalg.norm(err) < 1e-5:
             break
-        jac = np.zeros((6, 7))
-        for i in range(7):
-            dq = np.zeros(7)
-            dq[i] = 1e-5
-            p2, r2 = fk(q + dq)
-            dr = 0.5 * (np.cross(r[:, 0], r2[:, 0]) + np.cross(r[:, 1], r2[:, 1]) + np.cross(r[:, 2], r2[:, 2]))
-            jac[:, i] = np.concatenate([(p2 - p), dr]) / 1e-5
+        jac = np.concatenate([np.cross(axes, p - origins).T, axes.T])
         q = q + jac.T @ np.linalg.solve(jac @ jac.T + damping * np.eye(6), err)
         q = np.clip(q, Q_LOW, Q_HIGH)
     return q
