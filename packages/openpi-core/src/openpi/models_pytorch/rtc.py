@@ -20,8 +20,14 @@ def sample_actions_rtc(
     num_steps: int = 10,
     noise=None,
 ):
+    if method not in ("vjp", "identity", "prefix"):
+        raise ValueError(f"method {method!r}: use vjp, identity or prefix")
     b, h, a = observation.state.shape[0], model.action_horizon, model.action_dim
     prev = torch.as_tensor(prev_chunk, dtype=torch.float32, device=device)
+    if prev.ndim != 3 or prev.shape[0] not in (1, b) or prev.shape[2] != a:
+        raise ValueError(
+            f"prev_chunk must be [batch {b} (or 1), k, action_dim {a}] in model space, got {tuple(prev.shape)}"
+        )
     k = prev.shape[1]
     if k > h:
         raise ValueError(f"prev_chunk has {k} actions, more than the action horizon {h}")
@@ -50,12 +56,10 @@ def sample_actions_rtc(
                 x0_hat = x_req - t * v
                 (g,) = torch.autograd.grad(x0_hat, x_req, grad_outputs=(y - x0_hat.detach()) * w_mask)
             v = v.detach() - guidance_weight(t, max_guidance_weight) * g
-        elif method == "identity":
+        else:  # identity
             with torch.no_grad():
                 v = model.velocity(prefix, observation, x, t_vec)
                 v = v - guidance_weight(t, max_guidance_weight) * (y - (x - t * v)) * w_mask
-        else:
-            raise ValueError(f"method {method!r}: use vjp, identity or prefix")
         x = (x + dt * v).detach()
     if method == "prefix":
         x = torch.where(committed[..., None], y, x)
