@@ -13,21 +13,13 @@ import torch
 
 from openpi.models import model as _model
 from openpi.models import pi0_config
+from openpi.models.pi0_config import TINY
 from openpi.models_pytorch import loading
 from openpi.models_pytorch.convert import jax_params_to_torch_state_dict
 from openpi.models_pytorch.pi0_pytorch import PI0Pytorch
 
 GOLDEN = pathlib.Path(__file__).resolve().parents[2] / "shared" / "golden"
-CFG = pi0_config.Pi0Config(
-    pi05=True,
-    dtype="float32",
-    paligemma_variant="dummy",
-    action_expert_variant="dummy",
-    action_horizon=10,
-    max_token_len=64,
-    vision_variant="tiny",
-    paligemma_vocab_size=1024,
-)
+CFG = pi0_config.Pi0Config(pi05=True, action_horizon=10, **{**TINY, "max_token_len": 64})
 
 
 def timeit(fn, n):

@@ -157,18 +157,10 @@ def time_pi05(args: Args):
     import jax
 
     from openpi.models import pi0_config
+    from openpi.models.pi0_config import TINY
     from openpi.models_pytorch.pi0_pytorch import PI0Pytorch
 
-    cfg = pi0_config.Pi0Config(
-        pi05=True,
-        dtype="float32",
-        paligemma_variant="dummy",
-        action_expert_variant="dummy",
-        action_horizon=50,
-        max_token_len=64,
-        vision_variant="tiny",
-        paligemma_vocab_size=1024,
-    )
+    cfg = pi0_config.Pi0Config(pi05=True, action_horizon=50, **{**TINY, "max_token_len": 64})
     torch.manual_seed(0)
     model = PI0Pytorch(cfg).eval()
     obs = jax.tree.map(lambda x: torch.as_tensor(np.asarray(x)), cfg.fake_obs(1))

@@ -73,9 +73,9 @@ def tiny_checkpoint(tmp_path, golden_dir, openpi_data_home):
     import numpy as np
 
     from openpi.models import pi0_config
+    from openpi.models.pi0_config import TINY
     from openpi.shared import normalize
     from openpi.training import config as _config
-    from openpi.training.configs_registry import TINY
 
     def make(config_name: str, dim: int, horizon: int = 10, seed: int = 0):
         base = _config.get_config(config_name)

@@ -11,10 +11,10 @@ import sys
 
 def main(config_name: str, step_dir: str, horizon: int) -> None:
     from openpi.models import pi0_config
+    from openpi.models.pi0_config import TINY
     from openpi.policies import policy_config
     from openpi.serving.websocket_policy_server import serve_in_thread
     from openpi.training import config as _config
-    from openpi.training.configs_registry import TINY
 
     base = _config.get_config(config_name)
     cfg = dataclasses.replace(

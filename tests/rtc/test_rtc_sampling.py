@@ -10,6 +10,7 @@ import torch
 from openpi.models import model as _model
 from openpi.models import pi0_config
 from openpi.models import rtc
+from openpi.models.pi0_config import TINY
 from openpi.models_pytorch import rtc as rtc_t
 from openpi.models_pytorch.convert import jax_params_to_torch_state_dict
 from openpi.models_pytorch.pi0_pytorch import PI0Pytorch
@@ -29,16 +30,7 @@ def test_prefix_weights_and_guidance_weight():
 
 @pytest.fixture(scope="module")
 def tiny():
-    cfg = pi0_config.Pi0Config(
-        pi05=True,
-        dtype="float32",
-        paligemma_variant="dummy",
-        action_expert_variant="dummy",
-        action_horizon=8,
-        max_token_len=16,
-        vision_variant="tiny",
-        paligemma_vocab_size=1024,
-    )
+    cfg = pi0_config.Pi0Config(pi05=True, action_horizon=8, **{**TINY, "max_token_len": 16})
     model = cfg.create(jax.random.key(3))
     obs = cfg.fake_obs(1)
     noise = jax.random.normal(jax.random.key(1), (1, 8, 32))

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 
+from robot_common.collect import record_episodes
 from robot_common.policy_loop import RobotEnvironment
 from robot_common.policy_loop import run_policy
+from robot_common.recorder import EpisodeRecorder
+
+IMAGE_KEYS = {"base": "observation.images.base", "wrist": "observation.images.wrist"}
 
 
 @dataclasses.dataclass
@@ -66,3 +70,30 @@ def run_robot(robot, cameras, args: RunArgs) -> RobotEnvironment:
         return env
     finally:
         robot.disconnect()
+
+
+def collect_robot(robot, cameras, leader, args: CollectArgs, *, features: dict, robot_type: str, vectors) -> int:
+    """Record `args.num_episodes` teleoperated episodes of a connected robot into a LeRobot dataset, always
+    disconnect. `leader(t)` gives the commanded action at step t, `vectors(action)` the frame's state/action
+    features. Returns the number of episodes written."""
+    recorder = EpisodeRecorder(
+        args.repo_id, fps=args.fps, features=features, robot_type=robot_type, overwrite=args.overwrite
+    )
+    try:
+        n = record_episodes(
+            robot,
+            cameras,
+            leader,
+            recorder,
+            task=args.task,
+            num_episodes=args.num_episodes,
+            episode_steps=args.episode_steps,
+            fps=args.fps,
+            realtime=not args.sim,
+            vectors=vectors,
+            image_keys=IMAGE_KEYS,
+        )
+    finally:
+        robot.disconnect()
+    print(f"recorded {n} episodes into {recorder.final}")
+    return n

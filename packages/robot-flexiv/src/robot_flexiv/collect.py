@@ -13,8 +13,7 @@ import numpy as np
 import tyro
 
 from robot_common.cli import CollectArgs
-from robot_common.collect import record_episodes
-from robot_common.recorder import EpisodeRecorder
+from robot_common.cli import collect_robot
 from robot_common.rotations import pose7_to_pose9
 from robot_flexiv import common
 from robot_flexiv import kinematics
@@ -54,27 +53,9 @@ def main(args: Args) -> int:
             "action.pose": target_pose,
         }
 
-    recorder = EpisodeRecorder(
-        args.repo_id, fps=args.fps, features=common.features(hw), robot_type="flexiv_rizon", overwrite=args.overwrite
+    return collect_robot(
+        arm, cameras, leader, args, features=common.features(hw), robot_type="flexiv_rizon", vectors=vectors
     )
-    try:
-        n = record_episodes(
-            arm,
-            cameras,
-            leader,
-            recorder,
-            task=args.task,
-            num_episodes=args.num_episodes,
-            episode_steps=args.episode_steps,
-            fps=args.fps,
-            realtime=not args.sim,
-            vectors=vectors,
-            image_keys={"base": "observation.images.base", "wrist": "observation.images.wrist"},
-        )
-    finally:
-        arm.disconnect()
-    print(f"recorded {n} episodes into {recorder.final}")
-    return n
 
 
 if __name__ == "__main__":

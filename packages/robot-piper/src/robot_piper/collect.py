@@ -15,8 +15,7 @@ import logging
 import tyro
 
 from robot_common.cli import CollectArgs
-from robot_common.collect import record_episodes
-from robot_common.recorder import EpisodeRecorder
+from robot_common.cli import collect_robot
 from robot_piper import common
 
 
@@ -36,27 +35,15 @@ def main(args: Args) -> int:
     cameras = common.make_cameras(robot, args.sim, hw)
     robot.wait_for_master()
     leader = lambda t: robot.master_targets()  # noqa: E731
-    recorder = EpisodeRecorder(
-        args.repo_id, fps=args.fps, features=common.features(hw), robot_type="piper", overwrite=args.overwrite
+    return collect_robot(
+        robot,
+        cameras,
+        leader,
+        args,
+        features=common.features(hw),
+        robot_type="piper",
+        vectors=lambda target: {"observation.state": robot.state(), "action": target},
     )
-    try:
-        n = record_episodes(
-            robot,
-            cameras,
-            leader,
-            recorder,
-            task=args.task,
-            num_episodes=args.num_episodes,
-            episode_steps=args.episode_steps,
-            fps=args.fps,
-            realtime=not args.sim,
-            vectors=lambda target: {"observation.state": robot.state(), "action": target},
-            image_keys={"base": "observation.images.base", "wrist": "observation.images.wrist"},
-        )
-    finally:
-        robot.disconnect()
-    print(f"recorded {n} episodes into {recorder.final}")
-    return n
 
 
 if __name__ == "__main__":

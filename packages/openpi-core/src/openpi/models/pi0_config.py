@@ -15,6 +15,18 @@ if TYPE_CHECKING:
     from openpi.models.pi0 import Pi0
 
 
+# The tiny variant every test and the offline demo use: dummy Gemma (both experts), tiny SigLIP, the golden
+# checkpoint's 1024-token vocabulary; same code path as the 3B models. `Pi0Config(pi05=True, **TINY)`.
+TINY = dict(
+    paligemma_variant="dummy",
+    action_expert_variant="dummy",
+    vision_variant="tiny",
+    dtype="float32",
+    paligemma_vocab_size=1024,
+    max_token_len=96,
+)
+
+
 @dataclasses.dataclass(frozen=True)
 class Pi0Config(_model.BaseModelConfig):
     dtype: str = "bfloat16"

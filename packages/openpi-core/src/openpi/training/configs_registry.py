@@ -14,17 +14,7 @@ from openpi.training.config import TrainConfig
 import openpi.training.optimizer as _optimizer
 import openpi.training.weight_loaders as weight_loaders
 
-# Tiny model for CPU tests / the offline demo: the same code path as pi0.5, Gemma "dummy" (width 64, depth 4)
-# for both experts, a 2-layer SigLIP, a 1024-token vocab and the small bundled tokenizer (works offline).
-TINY = dict(
-    paligemma_variant="dummy",
-    action_expert_variant="dummy",
-    vision_variant="tiny",
-    dtype="float32",
-    paligemma_vocab_size=1024,
-    max_token_len=96,
-)
-
+# Tiny configs (CPU tests, the offline demo) use pi0_config.TINY with the small bundled tokenizer (works offline).
 ALOHA_RESET_POSE = [0, -1.5, 1.5, 0, 0, 0]
 
 
@@ -87,7 +77,7 @@ CONFIGS = [
     TrainConfig(
         name="debug",
         description="tiny pi0 on fake data (CPU smoke test)",
-        model=pi0_config.Pi0Config(action_horizon=10, **TINY),
+        model=pi0_config.Pi0Config(action_horizon=10, **pi0_config.TINY),
         data=FakeDataConfig(),
         batch_size=2,
         num_train_steps=10,
@@ -100,7 +90,7 @@ CONFIGS = [
     TrainConfig(
         name="debug_pi05",
         description="tiny pi0.5 on fake data (CPU smoke test)",
-        model=pi0_config.Pi0Config(pi05=True, action_horizon=10, **TINY),
+        model=pi0_config.Pi0Config(pi05=True, action_horizon=10, **pi0_config.TINY),
         data=FakeDataConfig(),
         batch_size=2,
         num_train_steps=10,
@@ -113,7 +103,7 @@ CONFIGS = [
     TrainConfig(
         name="debug_pi05_aloha_sim",
         description="tiny pi0.5 on the scripted ALOHA-sim dataset (make demo)",
-        model=pi0_config.Pi0Config(pi05=True, action_horizon=10, **TINY),
+        model=pi0_config.Pi0Config(pi05=True, action_horizon=10, **pi0_config.TINY),
         data=LeRobotAlohaDataConfig(
             repo_id="aloha_sim_scripted",
             default_prompt="Transfer cube",
