@@ -6,10 +6,14 @@ python robots_tiny_server.py <config_name> <step_dir> <action_horizon>
 
 import dataclasses
 import logging
+import os
 import sys
 
 
 def main(config_name: str, step_dir: str, horizon: int) -> None:
+    # In a real setup the policy runs on another machine; at low priority here it does not steal the control loop's
+    # CPU on the 2-core test machine.
+    os.nice(10)
     from openpi.models import pi0_config
     from openpi.models.pi0_config import TINY
     from openpi.policies import policy_config

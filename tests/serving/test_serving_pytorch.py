@@ -11,10 +11,10 @@ from openpi.models_pytorch.pi0_pytorch import PI0Pytorch
 from openpi.policies import policy_config
 
 
-def test_pytorch_dir_matches_jax_dir(tmp_path, golden_dir, openpi_data_home):
-    from test_serving_policy import _piper_obs, piper_ckpt  # noqa: I001
+def test_pytorch_dir_matches_jax_dir(tmp_path, tiny_checkpoint):
+    from test_serving_policy import _piper_obs
 
-    cfg, step = piper_ckpt.__wrapped__(_Factory(tmp_path), golden_dir)
+    cfg, step = tiny_checkpoint("pi05_piper_pick_cube", 7, horizon=10)
     params = _model.restore_params(step / "params")
     torch_model = PI0Pytorch(cfg.model)
     torch_model.load_state_dict(_convert.jax_params_to_torch_state_dict(params, cfg.model, merge=True))
@@ -30,13 +30,3 @@ def test_pytorch_dir_matches_jax_dir(tmp_path, golden_dir, openpi_data_home):
     b = pt_policy.infer(_piper_obs(1), noise=noise)["actions"]
     assert b.shape == (10, 7)
     np.testing.assert_allclose(a, b, atol=2e-3, rtol=2e-3)
-
-
-class _Factory:
-    def __init__(self, root):
-        self._root = root
-
-    def mktemp(self, name):
-        p = self._root / name
-        p.mkdir()
-        return p
