@@ -4,8 +4,10 @@
     make norm-stats CONFIG=pi05_flexiv_pose_train
 
 Fast path (default): reads only the state/action parquet columns of the LeRobot dataset and never decodes video;
-action chunks are built exactly like LeRobot's `delta_timestamps` (clamped at the episode end). `--slow` goes
-through the full training data pipeline instead (decodes video; useful to cross-check). The result is written to
+action chunks are built exactly like LeRobot's `delta_timestamps` (clamped at the episode end) and the data transforms
+run once per batch. `--slow` goes through the full training data pipeline instead (decodes video; useful to
+cross-check). Both give identical numbers; on 50 episodes with two 480x640 cameras the fast path takes 0.5 s vs
+~10 min for `--slow` (bench/bench_norm_stats.py). The result is written to
 `<assets_base_dir>/<config>/<asset_id>/norm_stats.json`, the file training and serving read.
 """
 

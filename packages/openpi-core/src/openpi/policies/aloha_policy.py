@@ -44,21 +44,21 @@ def _gripper_from_angular_inv(value):
 def _decode_state(state, adapt_to_pi: bool):
     if adapt_to_pi:
         state = _joint_flip_mask() * state
-        state[[6, 13]] = _gripper_to_angular(state[[6, 13]])
+        state[..., [6, 13]] = _gripper_to_angular(state[..., [6, 13]])
     return state
 
 
 def _encode_actions(actions, adapt_to_pi: bool):
     if adapt_to_pi:
         actions = _joint_flip_mask() * actions
-        actions[:, [6, 13]] = _gripper_from_angular(actions[:, [6, 13]])
+        actions[..., [6, 13]] = _gripper_from_angular(actions[..., [6, 13]])
     return actions
 
 
 def _encode_actions_inv(actions, adapt_to_pi: bool):
     if adapt_to_pi:
         actions = _joint_flip_mask() * actions
-        actions[:, [6, 13]] = _gripper_from_angular_inv(actions[:, [6, 13]])
+        actions[..., [6, 13]] = _gripper_from_angular_inv(actions[..., [6, 13]])
     return actions
 
 
