@@ -1,9 +1,10 @@
-"""Generate scripted transfer-cube demonstrations as a LeRobot dataset.
+"""Generate scripted ALOHA-sim demonstrations (transfer-cube or insertion) as a LeRobot dataset.
 
 The dataset has the features of `lerobot/aloha_sim_transfer_cube_human` (top camera video, 14-d state and action,
 50 fps), so the `pi0_aloha_sim` data config (and our tiny `debug_pi05_aloha_sim`) read it unchanged.
 
     python -m aloha_sim.generate --repo-id aloha_sim_scripted --num-episodes 20
+    python -m aloha_sim.generate --task insertion --num-episodes 20      # -> aloha_sim_insertion_scripted
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import time
 import numpy as np
 import tyro
 
+from aloha_sim.env import DEFAULT_PROMPTS
 from aloha_sim.env import FPS
+from aloha_sim.env import TASKS
 from aloha_sim.env import make_gym_env
 
 MOTORS = [
@@ -37,17 +40,34 @@ def aloha_features(image_hw: tuple[int, int]) -> dict:
     }
 
 
+DEFAULT_REPO_IDS = {"transfer_cube": "aloha_sim_scripted", "insertion": "aloha_sim_insertion_scripted"}
+
+
+def resolve_task(task: str) -> str:
+    """'transfer_cube' | 'insertion' (or the gym id, as `aloha_sim.main --task` takes) -> the gym env id."""
+    by_name = {name: gym_id for gym_id, name in TASKS.items()}
+    if task in TASKS:
+        return task
+    if task in by_name:
+        return by_name[task]
+    raise ValueError(f"--task {task!r} is not a scripted ALOHA task; use one of {sorted(by_name)} (or {sorted(TASKS)})")
+
+
 @dataclasses.dataclass
 class Args:
-    repo_id: str = "aloha_sim_scripted"
-    """Dataset name; written to $HF_LEROBOT_HOME/<repo_id>."""
+    repo_id: str | None = None
+    """Dataset name; written to $HF_LEROBOT_HOME/<repo_id> (default: aloha_sim_scripted for transfer_cube,
+    aloha_sim_insertion_scripted for insertion)."""
     num_episodes: int = 20
     seed: int = 0
-    """Episode i uses cube seed `seed + i`."""
+    """Episode i uses object seed `seed + i` (failed seeds are skipped)."""
     episode_len: int = 400
     image_height: int = 480
     image_width: int = 640
-    task: str = "Transfer cube"
+    task: str = "transfer_cube"
+    """Which scripted expert: transfer_cube | insertion (or the gym id gym_aloha/Aloha...-v0)."""
+    prompt: str | None = None
+    """Language instruction stored as the LeRobot task (default: "Transfer cube" / "Insert the peg")."""
     keep_failures: bool = False
     """Keep episodes whose replay did not reach reward 4 (off by default: the dataset holds successes only)."""
     max_attempts_factor: int = 3
@@ -72,9 +92,15 @@ def lerobot_home() -> pathlib.Path:
     return pathlib.Path(os.environ.get("HF_LEROBOT_HOME", pathlib.Path.home() / ".cache/huggingface/lerobot"))
 
 
-def rollout_scripted_episode(env, seed: int, episode_len: int):
-    """Plans the expert for the cube pose of `seed`, replays it in the joint-space env and returns
-    (frames [T,H,W,3] uint8, states [T,14], actions [T,14], max_reward)."""
+def rollout_scripted_episode(env, seed: int, episode_len: int, task: str = "gym_aloha/AlohaTransferCube-v0"):
+    """Runs the scripted expert of `task` for the object poses of `seed` in the joint-space env and returns
+    (frames [T,H,W,3] uint8, states [T,14], actions [T,14], max_reward).
+
+    Transfer-cube plans the whole joint trajectory first and replays it; insertion runs closed-loop on the env."""
+    if resolve_task(task) == "gym_aloha/AlohaInsertion-v0":
+        from aloha_sim.scripted_insertion import rollout_insertion
+
+        return rollout_insertion(env, seed, episode_len)
     from gym_aloha.utils import sample_box_pose
 
     from aloha_sim.scripted import plan_transfer_cube_joints
@@ -94,20 +120,23 @@ def rollout_scripted_episode(env, seed: int, episode_len: int):
 def generate(args: Args) -> GenerationReport:
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
+    gym_task = resolve_task(args.task)
+    repo_id = args.repo_id or DEFAULT_REPO_IDS[TASKS[gym_task]]
+    prompt = args.prompt or DEFAULT_PROMPTS[gym_task]
     home = lerobot_home()
-    final = home / args.repo_id
+    final = home / repo_id
     if final.exists():
         if not args.overwrite:
             raise FileExistsError(f"{final} exists; pass --overwrite to replace it or choose another --repo-id")
         shutil.rmtree(final)
-    tmp = home / f".{args.repo_id}.partial"
+    tmp = home / f".{repo_id}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
     home.mkdir(parents=True, exist_ok=True)
 
     # The episode length is the env's time limit + 1 so that gym never truncates a replay early.
-    env = make_gym_env(max_episode_steps=args.episode_len + 1, image_hw=(args.image_height, args.image_width))
+    env = make_gym_env(gym_task, max_episode_steps=args.episode_len + 1, image_hw=(args.image_height, args.image_width))
     ds = LeRobotDataset.create(
-        args.repo_id,
+        repo_id,
         fps=FPS,
         features=aloha_features((args.image_height, args.image_width)),
         root=tmp,
@@ -119,7 +148,7 @@ def generate(args: Args) -> GenerationReport:
     attempts = successes = kept = frames_total = 0
     seed = args.seed
     while kept < args.num_episodes and attempts < args.num_episodes * args.max_attempts_factor:
-        frames, states, actions, reward = rollout_scripted_episode(env, seed, args.episode_len)
+        frames, states, actions, reward = rollout_scripted_episode(env, seed, args.episode_len, gym_task)
         attempts += 1
         ok = reward >= 4
         successes += ok
@@ -133,7 +162,7 @@ def generate(args: Args) -> GenerationReport:
                     "observation.images.top": frames[i],
                     "observation.state": states[i],
                     "action": actions[i],
-                    "task": args.task,
+                    "task": prompt,
                 }
             )
         ds.save_episode()
