@@ -133,17 +133,47 @@ class PI0Pytorch(nn.Module):
         return torch.cat(tokens, 1), torch.cat(masks, 1), torch.tensor(ar, device=tok.device), cond
 
     # --------------------------------------------------------------------------------------------- training
-    def forward(self, observation: _model.Observation, actions, noise=None, time=None) -> torch.Tensor:
-        """Per-element flow-matching loss [B, H, A] (mean it for the training objective)."""
+    def sample_rtc_delay(self, batch: int, *, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+        """Training-time RTC delays d in {0..D-1} with p(d) ∝ exp(D-1-d) (D = config.rtc_max_delay), int64 [B]."""
+        D = int(self.config.rtc_max_delay)
+        if D <= 0:
+            return torch.zeros(batch, dtype=torch.long, device=device)
+        probs = torch.softmax(torch.arange(D - 1, -1, -1, dtype=torch.float64), 0)
+        d = torch.multinomial(probs, batch, replacement=True, generator=generator)
+        return d.to(device)
+
+    def forward(self, observation: _model.Observation, actions, noise=None, time=None, delay=None) -> torch.Tensor:
+        """Per-element flow-matching loss [B, H, A] (mean it for the training objective).
+
+        Training-time RTC (``config.rtc_max_delay = D > 0``, or an explicit ``delay`` [B] int tensor): the first
+        d actions of each example are given clean (x_t = actions, per-token time 0); their loss is zero and the
+        remaining H - d positions are scaled by H / (H - d), so the mean over H is the mean over the postfix
+        (the same objective as the JAX ``Pi0.compute_loss``). ``delay`` of all zeros is plain flow matching.
+        """
+        b, h = actions.shape[0], self.action_horizon
         if noise is None:
             noise = torch.randn_like(actions.float())
         if time is None:
-            time = torch.distributions.Beta(1.5, 1.0).sample((actions.shape[0],)).to(actions.device) * 0.999 + 0.001
-        t3 = time[:, None, None]
+            time = torch.distributions.Beta(1.5, 1.0).sample((b,)).to(actions.device) * 0.999 + 0.001
+        if delay is None and self.config.rtc_max_delay > 0:
+            delay = self.sample_rtc_delay(b, device=actions.device)
+        weights = None
+        if delay is not None:
+            delay = torch.as_tensor(delay, device=actions.device).long().reshape(b)
+            if bool((delay < 0).any()) or bool((delay >= h).any()):
+                raise ValueError(f"delay must be in [0, action_horizon={h}), got {delay.tolist()}")
+            prefix = torch.arange(h, device=actions.device)[None, :] < delay[:, None]
+            time_tok = torch.where(prefix, torch.zeros((), dtype=time.dtype, device=time.device), time[:, None])
+            weights = torch.where(prefix, 0.0, h / (h - delay[:, None]).float())
+            t_emb = time_tok
+        else:
+            time_tok = time[:, None].expand(b, h)
+            t_emb = time
+        t3 = time_tok[..., None]
         x_t = t3 * noise + (1 - t3) * actions
         u_t = noise - actions
         prefix_tokens, prefix_mask, prefix_ar = self.embed_prefix(observation)
-        suffix_tokens, suffix_mask, suffix_ar, cond = self.embed_suffix(observation, x_t, time)
+        suffix_tokens, suffix_mask, suffix_ar, cond = self.embed_suffix(observation, x_t, t_emb)
         input_mask = torch.cat([prefix_mask, suffix_mask], 1)
         ar = torch.cat([prefix_ar, suffix_ar], 0)
         attn = make_attn_mask(input_mask, ar)
@@ -158,10 +188,12 @@ class PI0Pytorch(nn.Module):
             dtype=self.compute_dtype,
         )
         v_t = _linear(self.action_out_proj.values(), out[:, -self.action_horizon :]).float()
-        return F.mse_loss(u_t.float(), v_t, reduction="none")
+        loss = F.mse_loss(u_t.float(), v_t, reduction="none")
+        return loss if weights is None else loss * weights[..., None]
 
-    def compute_loss(self, observation, actions, noise=None, time=None) -> torch.Tensor:
-        return self.forward(observation, actions, noise, time).mean(-1)
+    def compute_loss(self, observation, actions, noise=None, time=None, delay=None) -> torch.Tensor:
+        """Per-token loss [B, H] (mean over action dims); ``delay`` as in ``forward``."""
+        return self.forward(observation, actions, noise, time, delay).mean(-1)
 
     # -------------------------------------------------------------------------------------------- inference
     def prepare_prefix(self, observation: _model.Observation) -> PrefixState:

@@ -159,6 +159,15 @@ def flow_noise_and_time(seed: int, step: int, global_batch: int, action_shape, r
     return noise[sl], t[sl]
 
 
+def rtc_delays(seed: int, step: int, global_batch: int, max_delay: int, rank: int, world: int):
+    """Training-time RTC delays d ~ p(d) ∝ exp(D-1-d), d in {0..D-1}, for the global batch, sliced for ``rank``."""
+    g = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(step) + 7_919)
+    probs = torch.softmax(torch.arange(max_delay - 1, -1, -1, dtype=torch.float64), 0)
+    d = torch.multinomial(probs, global_batch, replacement=True, generator=g)
+    per = global_batch // world
+    return d[rank * per : (rank + 1) * per]
+
+
 class EMA:
     def __init__(self, params: dict[str, torch.Tensor], decay: float):
         self.decay = decay
@@ -356,6 +365,9 @@ def _train(config, dinfo, options, model_factory, data_factory, progress):
         else contextlib.nullcontext()
     )
     per_rank = config.batch_size // dinfo.world_size
+    rtc_max_delay = int(getattr(getattr(config, "model", None), "rtc_max_delay", 0) or 0)
+    if rtc_max_delay > 0:
+        logger.info("training-time RTC on: delays d in [0, %d) per example", rtc_max_delay)
     losses: dict[int, float] = {}
     pending: list[tuple[float, float]] = []
     steps = range(start_step, config.num_train_steps)
@@ -376,8 +388,13 @@ def _train(config, dinfo, options, model_factory, data_factory, progress):
         noise, t = flow_noise_and_time(
             config.seed, step, config.batch_size, actions.shape[1:], dinfo.rank, dinfo.world_size
         )
+        kw = {"noise": noise.to(dinfo.device, actions.dtype), "time": t.to(dinfo.device, actions.dtype)}
+        if rtc_max_delay > 0:  # training-time RTC: clean prefix of d actions, loss on the rest (PI0Pytorch.forward)
+            kw["delay"] = rtc_delays(
+                config.seed, step, config.batch_size, rtc_max_delay, dinfo.rank, dinfo.world_size
+            ).to(dinfo.device)
         with autocast:
-            out = ddp(obs, actions, noise=noise.to(dinfo.device, actions.dtype), time=t.to(dinfo.device, actions.dtype))
+            out = ddp(obs, actions, **kw)
         loss = out.float().mean()
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(list(trainable.values()), clip)
