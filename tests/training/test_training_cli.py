@@ -43,3 +43,23 @@ def test_train_cli_debug_pi05(tmp_path, repo_root, openpi_data_home):
     cfg = config_mod.get_config("debug_pi05")
     params = _model.restore_params(ckdir / "3" / "params", restore_type=np.ndarray)
     cfg.model.load(params)  # same tree and shapes as the model
+
+
+def test_every_registry_config_parses_on_the_command_line_with_model_overrides():
+    """Each named config (LoRA ones included) goes through the tyro CLI, `--model.*` fields can be overridden, and the
+    LoRA freeze filter follows the (possibly overridden) model rather than a value frozen into the config."""
+    from flax import nnx
+
+    from openpi.training import config as config_mod
+
+    names = [c.name for c in config_mod._CONFIGS_LIST]
+    assert len(names) >= 10
+    for name in names:
+        cfg = config_mod.cli([name, "--exp-name=x", "--model.action-horizon=7", "--model.rtc-max-delay=3"])
+        assert (cfg.name, cfg.model.action_horizon, cfg.model.rtc_max_delay) == (name, 7, 3)
+    lora = config_mod.cli(["pi05_piper_pick_cube_lora", "--exp-name=x"])
+    assert lora.get_freeze_filter() == lora.model.get_freeze_filter() != nnx.Nothing
+    full = config_mod.cli(["pi05_piper_pick_cube", "--exp-name=x"])
+    assert full.get_freeze_filter() == nnx.Nothing
+    to_lora = config_mod.cli(["pi05_piper_pick_cube", "--exp-name=x", "--model.paligemma-variant=gemma_2b_lora"])
+    assert to_lora.get_freeze_filter() != nnx.Nothing

@@ -217,7 +217,7 @@ class TrainConfig:
     name: tyro.conf.Suppress[str]
     project_name: str = "openpi"
     exp_name: str = tyro.MISSING
-    model: tyro.conf.Suppress[_model.BaseModelConfig] = dataclasses.field(default_factory=pi0_config.Pi0Config)
+    model: _model.BaseModelConfig = dataclasses.field(default_factory=pi0_config.Pi0Config)
     weight_loader: tyro.conf.Suppress[Any] = dataclasses.field(default_factory=weight_loaders.NoOpWeightLoader)
     pytorch_weight_path: str | None = None
     pytorch_training_precision: str = "bfloat16"
@@ -247,8 +247,6 @@ class TrainConfig:
             raise ValueError(
                 "--overwrite and --resume are mutually exclusive (wipe the checkpoint dir, or continue it)"
             )
-        if self.freeze_filter is None:
-            object.__setattr__(self, "freeze_filter", self.model.get_freeze_filter())
 
     @property
     def assets_dirs(self) -> pathlib.Path:
@@ -260,11 +258,16 @@ class TrainConfig:
             raise ValueError("--exp-name must be set")
         return (pathlib.Path(self.checkpoint_base_dir) / self.name / self.exp_name).resolve()
 
+    def get_freeze_filter(self):
+        """`freeze_filter` if set, else the model's (a LoRA variant freezes everything but its adapters). Derived
+        at use time, not stored, so `--model.paligemma-variant gemma_2b_lora` on the command line takes effect."""
+        return self.freeze_filter if self.freeze_filter is not None else self.model.get_freeze_filter()
+
     @property
     def trainable_filter(self):
         from flax import nnx
 
-        return nnx.All(nnx.Param, nnx.Not(self.freeze_filter))
+        return nnx.All(nnx.Param, nnx.Not(self.get_freeze_filter()))
 
 
 from openpi.training.configs_registry import CONFIGS as _CONFIGS_LIST  # noqa: E402

@@ -120,6 +120,43 @@ CONFIGS = [
         ema_decay=None,
         policy_metadata={"robot": "aloha_sim", "action_dim": 14, "action_horizon": 10, "control_hz": 50},
     ),
+    TrainConfig(
+        name="debug_pi05_rtc",
+        description="tiny pi0.5 on fake data with training-time RTC (rtc_max_delay=4; CPU smoke test)",
+        model=pi0_config.Pi0Config(pi05=True, action_horizon=10, rtc_max_delay=4, **pi0_config.TINY),
+        data=FakeDataConfig(),
+        batch_size=2,
+        num_train_steps=10,
+        save_interval=100,
+        log_interval=1,
+        num_workers=0,
+        wandb_enabled=False,
+        ema_decay=None,
+    ),
+    TrainConfig(
+        name="debug_pi05_overfit",
+        description="tiny pi0.5 overfitting a small Piper-format dataset (tests/training/test_training_overfit.py)",
+        model=pi0_config.Pi0Config(
+            pi05=True, action_horizon=4, action_dim=8, **{**pi0_config.TINY, "max_token_len": 48}
+        ),
+        data=LeRobotSingleArmDataConfig(
+            repo_id="piper_overfit",
+            robot="piper",
+            delta_mask=None,
+            default_prompt="pick up the cube",
+            tokenizer_path=DEBUG_TOKENIZER,
+        ),
+        lr_schedule=_optimizer.CosineDecaySchedule(warmup_steps=1, peak_lr=3e-3, decay_steps=10_000, decay_lr=3e-3),
+        batch_size=2,
+        num_train_steps=60,
+        save_interval=1000,
+        log_interval=1,
+        num_workers=0,
+        wandb_enabled=False,
+        ema_decay=None,
+        pytorch_training_precision="float32",
+        policy_metadata={"robot": "piper", "action_dim": 7, "action_horizon": 4, "control_hz": 30},
+    ),
     # -------------------------------------------------------------------------------------------- ALOHA
     TrainConfig(
         name="pi0_aloha_sim",

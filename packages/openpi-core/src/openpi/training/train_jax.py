@@ -65,7 +65,11 @@ def _param_norm(tree) -> jax.Array:
 
 
 def _trainable_filter(config):
-    freeze = getattr(config, "freeze_filter", nnx.Nothing)
+    if hasattr(config, "get_freeze_filter"):
+        freeze = config.get_freeze_filter()
+    else:
+        freeze = getattr(config, "freeze_filter", None)
+    freeze = nnx.Nothing if freeze is None else freeze
     return nnx.All(nnx.Param, nnx.Not(freeze))
 
 
