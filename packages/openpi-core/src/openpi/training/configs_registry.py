@@ -72,38 +72,35 @@ def _flexiv(name, mode, *, lora=False, description=""):
     )
 
 
+def _tiny(name: str, description: str, model, *, data=None, **overrides) -> TrainConfig:
+    """A CPU-sized config: tiny model, fake data unless given, no EMA / wandb / worker processes."""
+    defaults = dict(
+        batch_size=2, num_train_steps=10, save_interval=100, log_interval=1, num_workers=0, wandb_enabled=False
+    )
+    return TrainConfig(
+        name=name,
+        description=description,
+        model=model,
+        data=data if data is not None else FakeDataConfig(),
+        ema_decay=None,
+        **{**defaults, **overrides},
+    )
+
+
 CONFIGS = [
     # ------------------------------------------------------------------------------------------- tiny / CPU
-    TrainConfig(
-        name="debug",
-        description="tiny pi0 on fake data (CPU smoke test)",
-        model=pi0_config.Pi0Config(action_horizon=10, **pi0_config.TINY),
-        data=FakeDataConfig(),
-        batch_size=2,
-        num_train_steps=10,
-        save_interval=100,
-        log_interval=1,
-        num_workers=0,
-        wandb_enabled=False,
-        ema_decay=None,
+    _tiny(
+        "debug", "tiny pi0 on fake data (CPU smoke test)", pi0_config.Pi0Config(action_horizon=10, **pi0_config.TINY)
     ),
-    TrainConfig(
-        name="debug_pi05",
-        description="tiny pi0.5 on fake data (CPU smoke test)",
-        model=pi0_config.Pi0Config(pi05=True, action_horizon=10, **pi0_config.TINY),
-        data=FakeDataConfig(),
-        batch_size=2,
-        num_train_steps=10,
-        save_interval=100,
-        log_interval=1,
-        num_workers=0,
-        wandb_enabled=False,
-        ema_decay=None,
+    _tiny(
+        "debug_pi05",
+        "tiny pi0.5 on fake data (CPU smoke test)",
+        pi0_config.Pi0Config(pi05=True, action_horizon=10, **pi0_config.TINY),
     ),
-    TrainConfig(
-        name="debug_pi05_aloha_sim",
-        description="tiny pi0.5 on the scripted ALOHA-sim dataset (make demo)",
-        model=pi0_config.Pi0Config(pi05=True, action_horizon=10, **pi0_config.TINY),
+    _tiny(
+        "debug_pi05_aloha_sim",
+        "tiny pi0.5 on the scripted ALOHA-sim dataset (make demo)",
+        pi0_config.Pi0Config(pi05=True, action_horizon=10, **pi0_config.TINY),
         data=LeRobotAlohaDataConfig(
             repo_id="aloha_sim_scripted",
             default_prompt="Transfer cube",
@@ -113,32 +110,18 @@ CONFIGS = [
         lr_schedule=_optimizer.CosineDecaySchedule(warmup_steps=20, peak_lr=1e-3, decay_steps=1000, decay_lr=1e-4),
         batch_size=8,
         num_train_steps=300,
-        save_interval=100,
         log_interval=10,
-        num_workers=0,
-        wandb_enabled=False,
-        ema_decay=None,
         policy_metadata={"robot": "aloha_sim", "action_dim": 14, "action_horizon": 10, "control_hz": 50},
     ),
-    TrainConfig(
-        name="debug_pi05_rtc",
-        description="tiny pi0.5 on fake data with training-time RTC (rtc_max_delay=4; CPU smoke test)",
-        model=pi0_config.Pi0Config(pi05=True, action_horizon=10, rtc_max_delay=4, **pi0_config.TINY),
-        data=FakeDataConfig(),
-        batch_size=2,
-        num_train_steps=10,
-        save_interval=100,
-        log_interval=1,
-        num_workers=0,
-        wandb_enabled=False,
-        ema_decay=None,
+    _tiny(
+        "debug_pi05_rtc",
+        "tiny pi0.5 on fake data with training-time RTC (rtc_max_delay=4; CPU smoke test)",
+        pi0_config.Pi0Config(pi05=True, action_horizon=10, rtc_max_delay=4, **pi0_config.TINY),
     ),
-    TrainConfig(
-        name="debug_pi05_overfit",
-        description="tiny pi0.5 overfitting a small Piper-format dataset (tests/training/test_training_overfit.py)",
-        model=pi0_config.Pi0Config(
-            pi05=True, action_horizon=4, action_dim=8, **{**pi0_config.TINY, "max_token_len": 48}
-        ),
+    _tiny(
+        "debug_pi05_overfit",
+        "tiny pi0.5 overfitting a small Piper-format dataset (tests/training/test_training_overfit.py)",
+        pi0_config.Pi0Config(pi05=True, action_horizon=4, action_dim=8, **{**pi0_config.TINY, "max_token_len": 48}),
         data=LeRobotSingleArmDataConfig(
             repo_id="piper_overfit",
             robot="piper",
@@ -147,13 +130,8 @@ CONFIGS = [
             tokenizer_path=DEBUG_TOKENIZER,
         ),
         lr_schedule=_optimizer.CosineDecaySchedule(warmup_steps=1, peak_lr=3e-3, decay_steps=10_000, decay_lr=3e-3),
-        batch_size=2,
         num_train_steps=60,
         save_interval=1000,
-        log_interval=1,
-        num_workers=0,
-        wandb_enabled=False,
-        ema_decay=None,
         pytorch_training_precision="float32",
         policy_metadata={"robot": "piper", "action_dim": 7, "action_horizon": 4, "control_hz": 30},
     ),
