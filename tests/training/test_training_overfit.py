@@ -1,5 +1,6 @@
-"""A tiny pi0.5 overfits a small generated LeRobot dataset with both trainers (loss drops >= 10x), and the
-PyTorch checkpoint serves through the websocket server and returns actions of the right shape.
+"""A tiny pi0.5 overfits a small generated LeRobot dataset with both trainers (loss: mean of the first 5 steps vs
+the last 10 drops >= 4x; 6.6x-11.8x measured, docs/training.md), and the PyTorch checkpoint serves through the
+websocket server and returns actions of the right shape.
 
 Pipeline, every stage through its real command: LeRobot writer -> scripts/compute_norm_stats.py ->
 scripts/train.py / scripts/train_pytorch.py (config ``debug_pi05_overfit``) -> metrics.jsonl ->
@@ -56,20 +57,18 @@ def read_losses(metrics: pathlib.Path) -> dict[int, float]:
     return {int(r["step"]): float(r["loss"]) for r in rows}
 
 
-def loss_drop(losses: dict[int, float], window: int = 5) -> tuple[float, float]:
-    """(mean loss of the first `window` logged steps, mean of the last `window`): flow-matching losses are noisy
+def loss_drop(losses: dict[int, float], first: int = 5, last: int = 10) -> tuple[float, float]:
+    """(mean loss of the first `first` logged steps, mean of the last `last`): flow-matching losses are noisy
     (random time and noise per step), so single steps are not compared."""
     vals = [losses[k] for k in sorted(losses)]
-    return float(np.mean(vals[:window])), float(np.mean(vals[-window:]))
+    return float(np.mean(vals[:first])), float(np.mean(vals[-last:]))
 
 
-# CI budget on a shared 2-core CPU (~4 s/step JAX, ~12 s/step torch eager under load). The >= 10x target needs
-# more steps than fit here (measured numbers in docs/training.md); the asserted minimum drop is what these step
-# counts reach with margin. Raise the counts with the env vars to reproduce longer runs.
-JAX_STEPS = int(os.environ.get("OPENPI_OVERFIT_JAX_STEPS", "40"))
-TORCH_STEPS = int(os.environ.get("OPENPI_OVERFIT_TORCH_STEPS", "15"))
-JAX_MIN_DROP = float(os.environ.get("OPENPI_OVERFIT_JAX_MIN_DROP", "2.5"))
-TORCH_MIN_DROP = float(os.environ.get("OPENPI_OVERFIT_TORCH_MIN_DROP", "1.5"))
+# The config's own schedule (150 steps, batch 4 = every frame, cosine 3e-3 -> 1e-4): ~1.9 s/step JAX, ~1.3 s/step
+# PyTorch eager on the 2-core CPU. Measured drops (docs/training.md) range 6.6x-11.8x between runs: the last-10-step
+# mean is noisy (random flow time per step), so the asserted minimum keeps a margin below the worst run seen.
+STEPS = int(os.environ.get("OPENPI_OVERFIT_STEPS", "150"))
+MIN_DROP = float(os.environ.get("OPENPI_OVERFIT_MIN_DROP", "4"))
 
 
 @pytest.fixture(scope="module")
@@ -103,28 +102,28 @@ def _train(repo_root, env, script: str, exp: str, args: list[str]) -> None:
 @pytest.mark.slow
 def test_jax_overfits_small_dataset(prepared, repo_root):
     root, env, args = prepared
-    _train(repo_root, env, "train.py", "jax", [*args, "--num-train-steps", str(JAX_STEPS)])
+    _train(repo_root, env, "train.py", "jax", [*args, "--num-train-steps", str(STEPS)])
     ckpt = root / "ck" / CONFIG / "jax"
     losses = read_losses(ckpt / "metrics.jsonl")
-    assert sorted(losses) == list(range(JAX_STEPS))
+    assert sorted(losses) == list(range(STEPS))
     first, last = loss_drop(losses)
-    print(f"JAX overfit: {JAX_STEPS} steps, loss {first:.3f} -> {last:.3f} ({first / last:.1f}x)")
-    assert last * JAX_MIN_DROP <= first, (first, last)
-    assert (ckpt / str(JAX_STEPS) / "params").is_dir()
+    print(f"JAX overfit: {STEPS} steps, loss {first:.3f} -> {last:.3f} ({first / last:.1f}x)")
+    assert last * MIN_DROP <= first, (first, last)
+    assert (ckpt / str(STEPS) / "params").is_dir()
 
 
 @pytest.mark.slow
 def test_pytorch_overfits_and_serves(prepared, repo_root):
     root, env, args = prepared
-    steps = ["--num-train-steps", str(TORCH_STEPS)]
+    steps = ["--num-train-steps", str(STEPS)]
     _train(repo_root, env, "train_pytorch.py", "torch", [*args, *steps, "--no-gradient-checkpointing"])
     ckpt = root / "ck" / CONFIG / "torch"
     losses = read_losses(ckpt / "metrics.jsonl")
-    assert sorted(losses) == list(range(TORCH_STEPS))
-    first, last = loss_drop(losses, window=3)
-    print(f"PyTorch overfit: {TORCH_STEPS} steps, loss {first:.3f} -> {last:.3f} ({first / last:.1f}x)")
-    assert last * TORCH_MIN_DROP <= first, (first, last)
-    step_dir = ckpt / str(TORCH_STEPS)
+    assert sorted(losses) == list(range(STEPS))
+    first, last = loss_drop(losses)
+    print(f"PyTorch overfit: {STEPS} steps, loss {first:.3f} -> {last:.3f} ({first / last:.1f}x)")
+    assert last * MIN_DROP <= first, (first, last)
+    step_dir = ckpt / str(STEPS)
     assert (step_dir / "model.safetensors").exists()
     assert (step_dir / "assets" / REPO_ID / "norm_stats.json").exists()
 
