@@ -38,7 +38,7 @@ def main(
     if assets_base_dir is not None:
         config = dataclasses.replace(config, assets_base_dir=assets_base_dir)
     start = time.time()
-    data_config, norm_stats, frames = compute(config, max_frames=max_frames, slow=slow)
+    data_config, norm_stats, frames = compute(config, max_frames=max_frames, slow=slow, progress=True)
     out_dir = config.assets_dirs / data_config.asset_id
     path = normalize.save(out_dir, norm_stats)
     print(

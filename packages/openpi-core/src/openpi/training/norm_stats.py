@@ -177,16 +177,22 @@ def frame_order(n: int, batch_size: int, max_frames: int | None = None, seed: in
     return np.arange((n // bs) * bs), bs
 
 
-def compute(config, *, max_frames: int | None = None, slow: bool = False, seed: int = 0):
-    """Returns (data_config, {"state": NormStats, "actions": NormStats}, number of frames used)."""
+def compute(config, *, max_frames: int | None = None, slow: bool = False, seed: int = 0, progress: bool = False):
+    """Returns (data_config, {"state": NormStats, "actions": NormStats}, number of frames used). `progress` shows a
+    progress bar over the batches (frames/s) on stderr."""
+    import tqdm
+
     data_config = config.data.create(config.assets_dirs, config.model)
     if data_config.repo_id in (None, "fake"):
         raise ValueError(f"config {config.name!r} uses fake data; norm stats need a real dataset (data.repo_id)")
     n, get = iter_slow(config, data_config) if slow else iter_fast(data_config, config.model.action_horizon)
     order, bs = frame_order(n, config.batch_size, max_frames, seed)
     stats = {k: normalize.RunningStats() for k in STATS_KEYS}
+    bar = tqdm.tqdm(total=len(order), desc="norm stats", unit="frame", disable=not progress, mininterval=0.5)
     for b in range(0, len(order), bs):
         batch = get(order[b : b + bs])
+        bar.update(len(batch["state"]))
         for k in STATS_KEYS:
             stats[k].update(batch[k])
+    bar.close()
     return data_config, {k: s.get_statistics() for k, s in stats.items()}, len(order)
