@@ -224,6 +224,9 @@ class TrainConfig:
     lr_schedule: tyro.conf.Suppress[Any] = dataclasses.field(default_factory=_optimizer.CosineDecaySchedule)
     optimizer: tyro.conf.Suppress[Any] = dataclasses.field(default_factory=_optimizer.AdamW)
     ema_decay: float | None = 0.99
+    image_augmentation: bool = True
+    """JAX trainer: random crop / rotation / color jitter of the camera images during training (upstream always
+    augments). `--no-image-augmentation` turns it off, e.g. to check that a config can overfit a tiny dataset."""
     freeze_filter: tyro.conf.Suppress[Any] = None
     data: tyro.conf.Suppress[DataConfigFactory] = dataclasses.field(default_factory=FakeDataConfig)
     assets_base_dir: str = "./assets"

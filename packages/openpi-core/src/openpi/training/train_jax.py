@@ -129,10 +129,11 @@ class JaxTrainer:
     # ------------------------------------------------------------------ step
     def make_train_step(self):
         graphdef, tx, ema_decay, train_rng = self.graphdef, self.tx, self.ema_decay, self.train_rng
+        augment = bool(getattr(self.config, "image_augmentation", True))
 
         def loss_fn(trainable, frozen, rest, rng, obs, actions):
             model = nnx.merge(graphdef, trainable, frozen, rest)
-            return jnp.mean(model.compute_loss(rng, obs, actions, train=True))
+            return jnp.mean(model.compute_loss(rng, obs, actions, train=augment))
 
         def step_fn(state, batch):
             obs, actions = batch
