@@ -63,3 +63,12 @@ def test_every_registry_config_parses_on_the_command_line_with_model_overrides()
     assert full.get_freeze_filter() == nnx.Nothing
     to_lora = config_mod.cli(["pi05_piper_pick_cube", "--exp-name=x", "--model.paligemma-variant=gemma_2b_lora"])
     assert to_lora.get_freeze_filter() != nnx.Nothing
+    # The learning-rate schedule and optimizer of a config are tunable from the command line as well.
+    tuned = config_mod.cli(
+        ["debug_pi05_overfit", "--exp-name=x", "--lr-schedule.peak-lr=1e-3", "--lr-schedule.decay-steps=150"]
+        + ["--optimizer.clip-gradient-norm=0.5"]
+    )
+    base = config_mod.get_config("debug_pi05_overfit")
+    assert (tuned.lr_schedule.peak_lr, tuned.lr_schedule.decay_steps) == (1e-3, 150)
+    assert tuned.lr_schedule.warmup_steps == base.lr_schedule.warmup_steps
+    assert tuned.optimizer.clip_gradient_norm == 0.5 and type(tuned.optimizer) is type(base.optimizer)

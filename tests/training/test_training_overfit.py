@@ -1,6 +1,6 @@
 """A tiny pi0.5 overfits a small generated LeRobot dataset with both trainers (loss: mean of the first 5 steps vs
-the last 10 drops >= 10x; ~20x measured, docs/training.md), and the PyTorch checkpoint serves through the websocket
-server and returns actions of the right shape.
+the last 10 drops >= 10x; 22x JAX / 20x PyTorch measured, docs/training.md), and the PyTorch checkpoint serves
+through the websocket server and returns actions of the right shape.
 
 Pipeline, every stage through its real command: LeRobot writer -> scripts/compute_norm_stats.py ->
 scripts/train.py / scripts/train_pytorch.py (config ``debug_pi05_overfit``) -> metrics.jsonl ->
@@ -64,9 +64,12 @@ def loss_drop(losses: dict[int, float], first: int = 5, last: int = 10) -> tuple
     return float(np.mean(vals[:first])), float(np.mean(vals[-last:]))
 
 
-# The config's own schedule (220 steps, batch 4 = every frame, no image augmentation, cosine 3e-3 -> 1e-4): ~2 s/step
-# JAX, ~1.4 s/step PyTorch eager on the 2-core CPU. The env vars shorten or lengthen runs.
+# The config's schedule (220 steps, batch 4 = every frame, no image augmentation, cosine 3e-3 -> 1e-4): ~2 s/step
+# JAX, ~1.4 s/step PyTorch eager on the 2-core CPU. JAX gets there sooner, so its run is shortened from the command
+# line as a user would (150 steps, cosine over 150: 22x measured); PyTorch runs the config's 220 (20x measured).
+# The env vars shorten or lengthen both runs.
 STEPS = int(os.environ.get("OPENPI_OVERFIT_STEPS", "220"))
+JAX_STEPS = int(os.environ.get("OPENPI_OVERFIT_STEPS", "150"))
 MIN_DROP = float(os.environ.get("OPENPI_OVERFIT_MIN_DROP", "10"))
 
 
@@ -101,14 +104,15 @@ def _train(repo_root, env, script: str, exp: str, args: list[str]) -> None:
 @pytest.mark.slow
 def test_jax_overfits_small_dataset(prepared, repo_root):
     root, env, args = prepared
-    _train(repo_root, env, "train.py", "jax", [*args, "--num-train-steps", str(STEPS)])
+    steps = ["--num-train-steps", str(JAX_STEPS), "--lr-schedule.decay-steps", str(JAX_STEPS)]
+    _train(repo_root, env, "train.py", "jax", [*args, *steps])
     ckpt = root / "ck" / CONFIG / "jax"
     losses = read_losses(ckpt / "metrics.jsonl")
-    assert sorted(losses) == list(range(STEPS))
+    assert sorted(losses) == list(range(JAX_STEPS))
     first, last = loss_drop(losses)
-    print(f"JAX overfit: {STEPS} steps, loss {first:.3f} -> {last:.3f} ({first / last:.1f}x)")
+    print(f"JAX overfit: {JAX_STEPS} steps, loss {first:.3f} -> {last:.3f} ({first / last:.1f}x)")
     assert last * MIN_DROP <= first, (first, last)
-    assert (ckpt / str(STEPS) / "params").is_dir()
+    assert (ckpt / str(JAX_STEPS) / "params").is_dir()
 
 
 @pytest.mark.slow

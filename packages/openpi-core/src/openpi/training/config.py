@@ -221,8 +221,8 @@ class TrainConfig:
     weight_loader: tyro.conf.Suppress[Any] = dataclasses.field(default_factory=weight_loaders.NoOpWeightLoader)
     pytorch_weight_path: str | None = None
     pytorch_training_precision: str = "bfloat16"
-    lr_schedule: tyro.conf.Suppress[Any] = dataclasses.field(default_factory=_optimizer.CosineDecaySchedule)
-    optimizer: tyro.conf.Suppress[Any] = dataclasses.field(default_factory=_optimizer.AdamW)
+    lr_schedule: _optimizer.LRScheduleConfig = dataclasses.field(default_factory=_optimizer.CosineDecaySchedule)
+    optimizer: _optimizer.OptimizerConfig = dataclasses.field(default_factory=_optimizer.AdamW)
     ema_decay: float | None = 0.99
     image_augmentation: bool = True
     """JAX trainer: random crop / rotation / color jitter of the camera images during training (upstream always
