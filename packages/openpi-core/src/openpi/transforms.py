@@ -220,6 +220,22 @@ class SubsampleActions:
         return data
 
 
+def _shift_actions(data: DataDict, mask: Sequence[bool] | None, sign: float) -> DataDict:
+    """actions[..., :len(mask)] += sign * state where mask, in place (no-op without actions or mask)."""
+    if "actions" not in data or mask is None:
+        return data
+    state, actions = data["state"], data["actions"]
+    mask = np.asarray(mask)
+    dims = mask.shape[-1]
+    shift = np.expand_dims(np.where(mask, state[..., :dims], 0), axis=-2)
+    if sign > 0:
+        actions[..., :dims] += shift
+    else:
+        actions[..., :dims] -= shift
+    data["actions"] = actions
+    return data
+
+
 @dataclasses.dataclass(frozen=True)
 class DeltaActions:
     """actions[..., :len(mask)] -= state where mask (absolute -> relative to the current state). In place."""
@@ -227,14 +243,7 @@ class DeltaActions:
     mask: Sequence[bool] | None
 
     def __call__(self, data: DataDict) -> DataDict:
-        if "actions" not in data or self.mask is None:
-            return data
-        state, actions = data["state"], data["actions"]
-        mask = np.asarray(self.mask)
-        dims = mask.shape[-1]
-        actions[..., :dims] -= np.expand_dims(np.where(mask, state[..., :dims], 0), axis=-2)
-        data["actions"] = actions
-        return data
+        return _shift_actions(data, self.mask, -1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -244,14 +253,7 @@ class AbsoluteActions:
     mask: Sequence[bool] | None
 
     def __call__(self, data: DataDict) -> DataDict:
-        if "actions" not in data or self.mask is None:
-            return data
-        state, actions = data["state"], data["actions"]
-        mask = np.asarray(self.mask)
-        dims = mask.shape[-1]
-        actions[..., :dims] += np.expand_dims(np.where(mask, state[..., :dims], 0), axis=-2)
-        data["actions"] = actions
-        return data
+        return _shift_actions(data, self.mask, +1)
 
 
 @dataclasses.dataclass(frozen=True)
