@@ -72,7 +72,9 @@ def run_robot(robot, cameras, args: RunArgs) -> RobotEnvironment:
         robot.disconnect()
 
 
-def collect_robot(robot, cameras, leader, args: CollectArgs, *, features: dict, robot_type: str, vectors) -> int:
+def collect_robot(
+    robot, cameras, leader, args: CollectArgs, *, features: dict, robot_type: str, vectors, next_state_actions=None
+) -> int:
     """Record `args.num_episodes` teleoperated episodes of a connected robot into a LeRobot dataset, always
     disconnect. `leader(t)` gives the commanded action at step t, `vectors(action)` the frame's state/action
     features. Returns the number of episodes written."""
@@ -92,6 +94,7 @@ def collect_robot(robot, cameras, leader, args: CollectArgs, *, features: dict, 
             realtime=not args.sim,
             vectors=vectors,
             image_keys=IMAGE_KEYS,
+            next_state_actions=next_state_actions,
         )
     finally:
         robot.disconnect()

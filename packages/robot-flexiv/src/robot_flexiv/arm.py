@@ -29,15 +29,25 @@ LIMITS = {
 
 
 class FlexivArm(Robot):
-    def __init__(self, backend, mode: str):
+    """`teach=True` (kinesthetic collection): the backend connects compliant so the arm can be hand-guided, and
+    commands are not sent (the operator moves the arm; the recorder stores what it did)."""
+
+    def __init__(self, backend, mode: str, teach: bool = False):
         if mode not in DIMS:
             raise ValueError(f"--mode {mode!r}: use 'pose' or 'qpos'")
-        self.backend, self.mode = backend, mode
+        self.backend, self.mode, self.teach = backend, mode, teach
         self.state_dim = DIMS[mode]
         self.limits = LIMITS[mode]
 
     def connect(self) -> None:
-        self.backend.connect(self.mode)
+        self.backend.connect("teach" if self.teach else self.mode)
+        if self.mode == "qpos" and hasattr(self.backend, "joint_limits"):
+            # The robot's own joint limits (RobotInfo q_min / q_max) tighten the configured ones.
+            q_min, q_max = self.backend.joint_limits()
+            lim = LIMITS["qpos"]
+            low, high = lim.low.copy(), lim.high.copy()
+            low[:7], high[:7] = np.maximum(low[:7], q_min), np.minimum(high[:7], q_max)
+            self.limits = Limits(low, high, lim.max_step)
 
     def disconnect(self) -> None:
         self.backend.disconnect()
@@ -52,6 +62,8 @@ class FlexivArm(Robot):
         return self.qpos() if self.mode == "qpos" else self.pose()
 
     def _send(self, target: np.ndarray) -> None:
+        if self.teach:
+            return
         if self.mode == "qpos":
             self.backend.move_joints(target[:7])
         else:

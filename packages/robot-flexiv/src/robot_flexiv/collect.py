@@ -17,6 +17,7 @@ from robot_common.cli import collect_robot
 from robot_common.rotations import pose7_to_pose9
 from robot_flexiv import common
 from robot_flexiv import kinematics
+from robot_flexiv.driver import MotionLimits
 
 
 @dataclasses.dataclass
@@ -25,17 +26,35 @@ class Args(CollectArgs):
     episode_steps: int = 200
     fps: int = 20
     robot_sn: str = ""
+    teach: bool | None = None
+    """Kinesthetic teaching: the arm is compliant and hand-guided, nothing is commanded, and action[t] is the
+    state at t+1. Default: on for the real robot, off in --sim (a scripted leader commands the simulated arm);
+    `--teach True --sim` simulates the hand moving the arm."""
+    motion: MotionLimits = dataclasses.field(default_factory=MotionLimits)
+    """Teach mode: --motion.teach-stiffness (fraction of the nominal joint stiffness, 0 = free-floating)."""
 
 
 def main(args: Args) -> int:
-    arm = common.make_arm("qpos", args.sim, args.robot_sn)  # collection commands joints; both spaces are recorded
+    teach = (not args.sim) if args.teach is None else args.teach
+    if not args.sim and not teach:
+        raise ValueError("--teach False on the real Flexiv: collection is kinesthetic (hand-guided); drop the flag")
+    # Collection works in joint space; both spaces are recorded in every frame.
+    arm = common.make_arm("qpos", args.sim, args.robot_sn, teach=teach, motion=args.motion)
     arm.connect()
     hw = (args.image_height, args.image_width)
     if args.sim:
         from robot_flexiv.sim import scripted_leader_qpos
 
-        leader = scripted_leader_qpos()
-    else:  # kinesthetic teaching: the leader is the arm itself
+        script = scripted_leader_qpos()
+        if teach:  # the "hand" moves the simulated arm; the leader reads where it is
+
+            def leader(t):
+                arm.backend.move_joints(script(t)[:7])
+                arm.backend.move_gripper(script(t)[7])
+                return arm.qpos()
+        else:
+            leader = script
+    else:  # kinesthetic teaching: the leader is the arm itself, moved by hand
         leader = lambda t: arm.qpos()  # noqa: E731
     cameras = common.make_cameras(arm, args.sim, hw)
 
@@ -53,8 +72,16 @@ def main(args: Args) -> int:
             "action.pose": target_pose,
         }
 
+    next_state = {"action.qpos": "observation.state.qpos", "action.pose": "observation.state.pose"} if teach else None
     return collect_robot(
-        arm, cameras, leader, args, features=common.features(hw), robot_type="flexiv_rizon", vectors=vectors
+        arm,
+        cameras,
+        leader,
+        args,
+        features=common.features(hw),
+        robot_type="flexiv_rizon",
+        vectors=vectors,
+        next_state_actions=next_state,
     )
 
 

@@ -18,18 +18,20 @@ def features(image_hw=(480, 640)) -> dict:
     }
 
 
-def make_arm(mode: str, sim: bool, robot_sn: str = ""):
+def make_arm(mode: str, sim: bool, robot_sn: str = "", *, teach: bool = False, motion=None):
+    """The Flexiv arm on the simulator or the real robot (`motion`: driver.MotionLimits, velocity/acceleration
+    limits sent with every command); `teach`: compliant, hand-guided, no commands sent (kinesthetic teaching)."""
     from robot_flexiv.arm import FlexivArm
 
     if sim:
         from robot_flexiv.sim import SimRizonBackend
 
-        return FlexivArm(SimRizonBackend(), mode)
+        return FlexivArm(SimRizonBackend(), mode, teach=teach)
     if not robot_sn:
         raise ValueError("--robot-sn is required for the real robot (e.g. Rizon4-123456)")
     from robot_flexiv.driver import FlexivRdkBackend
 
-    return FlexivArm(FlexivRdkBackend(robot_sn), mode)
+    return FlexivArm(FlexivRdkBackend(robot_sn, limits=motion), mode, teach=teach)
 
 
 def make_cameras(arm, sim: bool, image_hw=(480, 640), base_index: int = 0, wrist_index: int = 2):

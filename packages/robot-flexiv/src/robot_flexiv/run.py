@@ -13,6 +13,7 @@ import tyro
 from robot_common.cli import RunArgs
 from robot_common.cli import run_robot
 from robot_flexiv import common
+from robot_flexiv.driver import MotionLimits
 
 
 @dataclasses.dataclass
@@ -22,10 +23,12 @@ class Args(RunArgs):
     control_hz: float = 20.0
     max_steps: int = 400
     robot_sn: str = ""
+    motion: MotionLimits = dataclasses.field(default_factory=MotionLimits)
+    """Velocity / acceleration limits sent with every command (--motion.max-joint-vel 0.3, ...)."""
 
 
 def main(args: Args):
-    arm = common.make_arm(args.mode, args.sim, args.robot_sn)
+    arm = common.make_arm(args.mode, args.sim, args.robot_sn, motion=args.motion)
     return run_robot(arm, lambda r: common.make_cameras(r, args.sim), args)
 
 

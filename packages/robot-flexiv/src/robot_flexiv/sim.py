@@ -25,6 +25,9 @@ class SimRizonBackend:
         if self.mode is None:
             raise RuntimeError("simulated Rizon is not connected")
 
+    def joint_limits(self) -> tuple[np.ndarray, np.ndarray]:
+        return kinematics.Q_LOW.copy(), kinematics.Q_HIGH.copy()
+
     def joints(self) -> np.ndarray:
         return self.q.copy()
 
