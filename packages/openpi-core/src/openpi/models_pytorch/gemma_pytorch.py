@@ -6,6 +6,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 
 from openpi.models import gemma as _gemma
 
@@ -82,61 +83,86 @@ def _layer_params(layers: dict, i: int) -> dict:
     return {k: _layer_params(v, i) if isinstance(v, dict) else v[i] for k, v in layers.items()}
 
 
-def forward(params, configs, embedded, positions, mask, adarms_cond=None, *, kv_cache=None, dtype=torch.float32):
-    """Same contract as openpi.models.gemma.forward; kv_cache is (K, V) each [L, B, T, K, H]."""
+def _layer(lp, configs, xs, positions, mask, adarms_cond, dtype, cache_k=None, cache_v=None):
+    """One transformer layer over all experts: returns (new xs, this layer's K, V before the cache is prepended)."""
+    attn_p = lp["attn"]
+    qs, ks, vs, gates = [], [], [], []
+    for i, x in enumerate(xs):
+        if x is None:
+            gates.append(None)
+            continue
+        s = _sfx(i)
+        normed, gate = rms_norm(x, lp[f"pre_attention_norm{s}"], adarms_cond[i])
+        gates.append(gate)
+        la = configs[i].lora_configs.get("attn")
+        qs.append(_proj("BTD,NDH->BTNH", normed, attn_p[f"q_einsum{s}"], la, dtype))
+        kv = _proj("BSD,CKDH->CBSKH", normed, attn_p[f"kv_einsum{s}"], la, dtype)
+        ks.append(kv[0])
+        vs.append(kv[1])
+    q, k, v = (torch.cat(t, dim=1) for t in (qs, ks, vs))
+    q = apply_rope(q, positions)
+    k = apply_rope(k, positions)
+    q = q * torch.tensor(q.shape[-1] ** -0.5, dtype=q.dtype, device=q.device)
+    k_new, v_new = k, v
+    if cache_k is not None:
+        k = torch.cat([cache_k, k], dim=1)
+        v = torch.cat([cache_v, v], dim=1)
+    b, t, n, h = q.shape
+    kh = k.shape[2]
+    qg = q.reshape(b, t, kh, n // kh, h)
+    logits = torch.einsum("BTKGH,BSKH->BKGTS", qg.float(), k.float())
+    logits = torch.where(mask[:, None, None, :, :], logits, torch.tensor(BIG_NEG, device=logits.device))
+    probs = torch.softmax(logits, dim=-1).to(dtype)
+    enc = torch.einsum("BKGTS,BSKH->BTKGH", probs, v).reshape(b, t, n, h)
+    start = 0
+    outs = []
+    for i, x in enumerate(xs):
+        if x is None:
+            outs.append(None)
+            continue
+        s, end = _sfx(i), start + x.shape[1]
+        la = configs[i].lora_configs.get("attn")
+        y = _proj("BTNH,NHD->BTD", enc[:, start:end], attn_p[f"attn_vec_einsum{s}"], la, dtype)
+        start = end
+        x = x + y if gates[i] is None else x + y * gates[i]
+        normed, gate = rms_norm(x, lp[f"pre_ffw_norm{s}"], adarms_cond[i])
+        y = _ffw(normed, lp[f"mlp{s}"], configs[i].lora_configs.get("ffn"), dtype)
+        outs.append(x + y if gate is None else x + y * gate)
+    return outs, k_new, v_new
+
+
+def forward(
+    params,
+    configs,
+    embedded,
+    positions,
+    mask,
+    adarms_cond=None,
+    *,
+    kv_cache=None,
+    dtype=torch.float32,
+    checkpoint: bool = False,
+):
+    """Same contract as openpi.models.gemma.forward; kv_cache is (K, V) each [L, B, T, K, H].
+
+    `checkpoint`: gradient checkpointing, each layer's activations are recomputed in the backward pass instead of
+    stored (less memory for training, ~1/3 more compute); only applies while autograd records."""
     if adarms_cond is None:
         adarms_cond = [None] * len(configs)
     xs = [None if x is None else x.to(dtype) for x in embedded]
     layers = params["layers"]
-    depth = configs[0].depth
     ks_all, vs_all = [], []
-    for li in range(depth):
+    recompute = checkpoint and torch.is_grad_enabled()
+    for li in range(configs[0].depth):
         lp = _layer_params(layers, li)
-        attn_p = lp["attn"]
-        qs, ks, vs, gates = [], [], [], []
-        for i, x in enumerate(xs):
-            if x is None:
-                gates.append(None)
-                continue
-            s = _sfx(i)
-            normed, gate = rms_norm(x, lp[f"pre_attention_norm{s}"], adarms_cond[i])
-            gates.append(gate)
-            la = configs[i].lora_configs.get("attn")
-            qs.append(_proj("BTD,NDH->BTNH", normed, attn_p[f"q_einsum{s}"], la, dtype))
-            kv = _proj("BSD,CKDH->CBSKH", normed, attn_p[f"kv_einsum{s}"], la, dtype)
-            ks.append(kv[0])
-            vs.append(kv[1])
-        q, k, v = (torch.cat(t, dim=1) for t in (qs, ks, vs))
-        q = apply_rope(q, positions)
-        k = apply_rope(k, positions)
-        q = q * torch.tensor(q.shape[-1] ** -0.5, dtype=q.dtype, device=q.device)
+        cache = (None, None) if kv_cache is None else (kv_cache[0][li], kv_cache[1][li])
+        args = (lp, configs, xs, positions, mask, adarms_cond, dtype, *cache)
+        if recompute:
+            xs, k, v = torch.utils.checkpoint.checkpoint(_layer, *args, use_reentrant=False)
+        else:
+            xs, k, v = _layer(*args)
         ks_all.append(k)
         vs_all.append(v)
-        if kv_cache is not None:
-            k = torch.cat([kv_cache[0][li], k], dim=1)
-            v = torch.cat([kv_cache[1][li], v], dim=1)
-        b, t, n, h = q.shape
-        kh = k.shape[2]
-        qg = q.reshape(b, t, kh, n // kh, h)
-        logits = torch.einsum("BTKGH,BSKH->BKGTS", qg.float(), k.float())
-        logits = torch.where(mask[:, None, None, :, :], logits, torch.tensor(BIG_NEG, device=logits.device))
-        probs = torch.softmax(logits, dim=-1).to(dtype)
-        enc = torch.einsum("BKGTS,BSKH->BTKGH", probs, v).reshape(b, t, n, h)
-        start = 0
-        outs = []
-        for i, x in enumerate(xs):
-            if x is None:
-                outs.append(None)
-                continue
-            s, end = _sfx(i), start + x.shape[1]
-            la = configs[i].lora_configs.get("attn")
-            y = _proj("BTNH,NHD->BTD", enc[:, start:end], attn_p[f"attn_vec_einsum{s}"], la, dtype)
-            start = end
-            x = x + y if gates[i] is None else x + y * gates[i]
-            normed, gate = rms_norm(x, lp[f"pre_ffw_norm{s}"], adarms_cond[i])
-            y = _ffw(normed, lp[f"mlp{s}"], configs[i].lora_configs.get("ffn"), dtype)
-            outs.append(x + y if gate is None else x + y * gate)
-        xs = outs
     final = []
     for i, x in enumerate(xs):
         final.append(None if x is None else rms_norm(x, params[f"final_norm{_sfx(i)}"], adarms_cond[i])[0])

@@ -60,10 +60,15 @@ class PI0Pytorch(nn.Module):
             _gemma.get_config(config.action_expert_variant),
         )
         self.compute_dtype = torch.bfloat16 if config.dtype == "bfloat16" else torch.float32
+        self.gradient_checkpointing = False
         # Same tree (names, shapes) as the JAX model; values come from a checkpoint or a JAX-style init.
         abstract = nnx.state(nnx.eval_shape(lambda: config.create(jax.random.key(0)))).to_pure_dict()
         for key, sub in shapes_to_zeros(abstract).items():
             self.add_module(key, TensorTree(sub))
+
+    def gradient_checkpointing_enable(self, enabled: bool = True) -> None:
+        """Recompute each Gemma layer in the backward pass instead of storing its activations (training only)."""
+        self.gradient_checkpointing = enabled
 
     @classmethod
     def from_jax_init(cls, config: Pi0Config, seed: int = 0) -> PI0Pytorch:
@@ -186,6 +191,7 @@ class PI0Pytorch(nn.Module):
             attn,
             [None, cond],
             dtype=self.compute_dtype,
+            checkpoint=self.gradient_checkpointing and self.training,
         )
         v_t = _linear(self.action_out_proj.values(), out[:, -self.action_horizon :]).float()
         loss = F.mse_loss(u_t.float(), v_t, reduction="none")

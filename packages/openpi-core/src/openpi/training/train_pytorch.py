@@ -127,7 +127,7 @@ def build_model(config, dinfo: DistInfo, precision: str, grad_ckpt: bool) -> tor
             raise ValueError(f"{path} does not match the model config: missing {bad[:5]}, unexpected {unexpected[:5]}")
     if hasattr(model, "to_precision"):
         model = model.to_precision("bfloat16" if precision == "bfloat16" else "float32")
-    if grad_ckpt and hasattr(model, "gradient_checkpointing_enable"):
+    if grad_ckpt:
         model.gradient_checkpointing_enable()
     return model
 
