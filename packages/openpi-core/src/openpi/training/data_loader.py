@@ -160,6 +160,35 @@ class DataLoaderImpl:
             yield _model.Observation.from_dict(batch), batch["actions"]
 
 
+class GlobalBatchSampler:
+    """Batch sampler: per epoch a permutation from `seed + epoch` (or the dataset order) cut into global batches of
+    `local_batch_size * world_size` (last partial batch dropped); rank r yields the r-th slice of each."""
+
+    def __init__(self, n: int, local_batch_size: int, rank: int, world_size: int, *, shuffle: bool, seed: int):
+        self.n, self.local, self.rank, self.world = n, local_batch_size, rank, world_size
+        self.shuffle, self.seed, self.epoch = shuffle, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n // (self.local * self.world)
+
+    def __iter__(self):
+        import torch
+
+        if self.shuffle:
+            g = torch.Generator()
+            g.manual_seed(self.seed + self.epoch)
+            order = torch.randperm(self.n, generator=g).tolist()
+        else:
+            order = list(range(self.n))
+        size = self.local * self.world
+        for start in range(0, len(self) * size, size):
+            first = start + self.rank * self.local
+            yield order[first : first + self.local]
+
+
 class TorchDataLoader:
     """Shuffled, drop_last batches; loops forever unless num_batches is set. framework="jax" yields jax arrays
     (sharded over the batch axis), "pytorch" yields torch tensors; with world_size > 1 each rank reads its own shard."""
@@ -185,21 +214,20 @@ class TorchDataLoader:
         self._framework = framework
         self._sharding = sharding
         self._num_batches = num_batches
+        if len(dataset) < local_batch_size * world_size:
+            raise ValueError(
+                f"dataset has {len(dataset)} samples, fewer than the global batch size {local_batch_size * world_size}"
+            )
         generator = torch.Generator()
         generator.manual_seed(seed)
-        sampler = None
-        if world_size > 1:
-            sampler = torch.utils.data.DistributedSampler(
-                dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed, drop_last=True
-            )
+        # The same seeded global batches for any number of ranks; each rank loads its slice of every batch, so
+        # N ranks train on exactly the batches one process would.
+        sampler = GlobalBatchSampler(len(dataset), local_batch_size, rank, world_size, shuffle=shuffle, seed=seed)
         self._loader = torch.utils.data.DataLoader(
             dataset,
-            batch_size=local_batch_size,
-            shuffle=shuffle if sampler is None else False,
-            sampler=sampler,
+            batch_sampler=sampler,
             num_workers=num_workers,
             collate_fn=_collate,
-            drop_last=True,
             generator=generator,
             multiprocessing_context="spawn" if num_workers > 0 else None,
             persistent_workers=num_workers > 0,
@@ -209,8 +237,7 @@ class TorchDataLoader:
     def __iter__(self):
         n, epoch = 0, 0
         while True:
-            if self._sampler is not None:
-                self._sampler.set_epoch(epoch)
+            self._sampler.set_epoch(epoch)
             for batch in self._loader:
                 if self._num_batches is not None and n >= self._num_batches:
                     return

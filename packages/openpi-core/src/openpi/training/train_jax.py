@@ -197,15 +197,7 @@ def default_data_iterator(config, data_sharding) -> Iterator:
     from openpi.training import data_loader  # noqa: PLC0415
 
     n, i = jax.process_count(), jax.process_index()
-    if n == 1:
-        return iter(data_loader.create_data_loader(config, framework="jax", shuffle=True))
-    try:
-        return iter(data_loader.create_data_loader(config, framework="jax", shuffle=True, rank=i, world_size=n))
-    except TypeError:  # loader without per-rank support: load the global batch and keep this process's rows
-        per = config.batch_size // n
-        sl = slice(i * per, (i + 1) * per)
-        loader = data_loader.create_data_loader(config, framework="jax", shuffle=True)
-        return (jax.tree.map(lambda x: np.asarray(x)[sl], b) for b in loader)
+    return iter(data_loader.create_data_loader(config, framework="jax", shuffle=True, rank=i, world_size=n))
 
 
 def train(config, *, data_factory: Callable[[int], Iterator] | None = None, progress: bool = True) -> TrainResult:
