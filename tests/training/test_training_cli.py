@@ -55,8 +55,12 @@ def test_every_registry_config_parses_on_the_command_line_with_model_overrides()
     names = [c.name for c in config_mod._CONFIGS_LIST]
     assert len(names) >= 10
     for name in names:
-        cfg = config_mod.cli([name, "--exp-name=x", "--model.action-horizon=7", "--model.rtc-max-delay=3"])
+        cfg = config_mod.cli(
+            [name, "--exp-name=x", "--model.action-horizon=7", "--model.rtc-max-delay=3", "--data.repo-id=me/my_data"]
+        )
         assert (cfg.name, cfg.model.action_horizon, cfg.model.rtc_max_delay) == (name, 7, 3)
+        # The data config keeps its type (robot layout) and takes the override.
+        assert type(cfg.data) is type(config_mod.get_config(name).data) and cfg.data.repo_id == "me/my_data"
     lora = config_mod.cli(["pi05_piper_pick_cube_lora", "--exp-name=x"])
     assert lora.get_freeze_filter() == lora.model.get_freeze_filter() != nnx.Nothing
     full = config_mod.cli(["pi05_piper_pick_cube", "--exp-name=x"])

@@ -228,7 +228,7 @@ class TrainConfig:
     """JAX trainer: random crop / rotation / color jitter of the camera images during training (upstream always
     augments). `--no-image-augmentation` turns it off, e.g. to check that a config can overfit a tiny dataset."""
     freeze_filter: tyro.conf.Suppress[Any] = None
-    data: tyro.conf.Suppress[DataConfigFactory] = dataclasses.field(default_factory=FakeDataConfig)
+    data: DataConfigFactory = dataclasses.field(default_factory=FakeDataConfig)
     assets_base_dir: str = "./assets"
     checkpoint_base_dir: str = "./checkpoints"
     seed: int = 42
