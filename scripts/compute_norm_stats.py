@@ -45,6 +45,12 @@ def main(
         f"Wrote {path} from {frames} frames in {time.time() - start:.1f}s "
         f"(state dim {norm_stats['state'].mean.shape[-1]}, action dim {norm_stats['actions'].mean.shape[-1]})"
     )
+    base = "" if assets_base_dir is None else f" --assets-base-dir {assets_base_dir}"
+    print(
+        f"Training with {config_name} reads it from there: make train CONFIG={config_name} EXP=<name> "
+        f"(or scripts/train.py {config_name} --exp-name <name>{base}); checkpoints copy it into "
+        f"<step>/assets/{data_config.asset_id}/ for serving."
+    )
     return path
 
 

@@ -25,6 +25,8 @@ class CollectArgs:
     image_width: int = 640
     sim: bool = False
     """Use the simulated arm and cameras (scripted leader)."""
+    move_to_start: bool = False
+    """Let the follower approach a far leader pose at the per-step limit instead of refusing to start."""
     overwrite: bool = False
     """Replace an existing dataset with the same repo_id."""
 
@@ -47,12 +49,16 @@ class RunArgs:
     num_episodes: int = 1
     api_key: str | None = None
     sim: bool = False
+    move_to_start: bool = False
+    """Allow the first action of an episode to be far from the arm's pose: the arm approaches it at the per-step
+    limit. Without it such a start is refused (FarFromStartError)."""
 
 
 def run_robot(robot, cameras, args: RunArgs) -> RobotEnvironment:
     """Connect, run the policy loop, always disconnect. Returns the environment: `env.sent` holds the commands
     sent to the arm (after the safety clamp), `env.metrics` the executor's metrics."""
     robot.connect()
+    robot.allow_move_to_start = args.move_to_start
     try:
         env = RobotEnvironment(robot, cameras(robot), args.prompt, max_steps=args.max_steps)
         executor = run_policy(
@@ -78,6 +84,7 @@ def collect_robot(
     """Record `args.num_episodes` teleoperated episodes of a connected robot into a LeRobot dataset, always
     disconnect. `leader(t)` gives the commanded action at step t, `vectors(action)` the frame's state/action
     features. Returns the number of episodes written."""
+    robot.allow_move_to_start = args.move_to_start
     recorder = EpisodeRecorder(
         args.repo_id, fps=args.fps, features=features, robot_type=robot_type, overwrite=args.overwrite
     )

@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import logging
 
 import numpy as np
+
+logger = logging.getLogger("robot_common")
+
+
+class FarFromStartError(RuntimeError):
+    """The first command of an episode is far from where the arm is (and no move-to-start was asked for)."""
 
 
 @dataclasses.dataclass(frozen=True)
 class Limits:
-    """Per-dimension [low, high] of a command plus the largest change allowed per control step."""
+    """Per-dimension [low, high] of a command, the largest change allowed per control step, and how far the first
+    command of an episode may be from the measured state (default 3 steps) unless a move-to-start is allowed."""
 
     low: np.ndarray
     high: np.ndarray
     max_step: np.ndarray
+    max_start_offset: np.ndarray | None = None
+
+    def start_offset(self) -> np.ndarray:
+        return 3 * np.asarray(self.max_step) if self.max_start_offset is None else np.asarray(self.max_start_offset)
 
     def clip(self, target: np.ndarray, current: np.ndarray) -> np.ndarray:
         """Clamp to the workspace, then limit the jump from `current` (the previous command or the state)."""
@@ -54,10 +66,31 @@ class Robot(abc.ABC):
         reference = getattr(self, "_last_command", None)
         if reference is None:
             reference = self.state().astype(np.float64)
+            self._check_start(target, reference)
         safe = self.limits.clip(target, reference)
         self._send(safe)
         self._last_command = safe
         return safe.astype(np.float32)
+
+    allow_move_to_start: bool = False
+    """True: a far first command is approached at the per-step limit (an explicit move-to-start) instead of refused."""
+
+    def _check_start(self, target: np.ndarray, state: np.ndarray) -> None:
+        offset = np.abs(np.clip(target, self.limits.low, self.limits.high) - state)
+        over = np.flatnonzero(offset > self.limits.start_offset() + 1e-9)
+        if over.size == 0:
+            return
+        i = int(over[0])
+        msg = (
+            f"first command is {offset[i]:.3f} away from the arm's state on dim {i} (allowed "
+            f"{self.limits.start_offset()[i]:.3f}; dims over: {over.tolist()})"
+        )
+        if not self.allow_move_to_start:
+            raise FarFromStartError(
+                f"{msg}. Refusing to jump: put the arm near the policy's start pose, or pass --move-to-start to "
+                "approach it at the per-step speed limit."
+            )
+        logger.warning("%s: moving to the start pose at the per-step limit (--move-to-start)", msg)
 
     def reset_command_reference(self) -> None:
         """Forget the previous command: the next one is limited against the measured state (new episode)."""
