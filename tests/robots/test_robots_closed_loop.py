@@ -21,7 +21,9 @@ CASES = {
 
 
 def _run_client(name, port):
+    # The untrained tiny policy starts far from the arm: the explicit move-to-start lets it approach at the limit.
     args = dict(port=port, sim=True, max_steps=STEPS, control_hz=CONTROL_HZ, chunking="rtc", action_horizon=10)
+    args["move_to_start"] = True
     if name == "piper":
         from robot_piper import run
         from robot_piper.limits import PIPER_LIMITS

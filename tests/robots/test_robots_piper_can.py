@@ -23,6 +23,7 @@ MDEG = math.radians(0.001)  # protocol resolution: 0.001 degree
 def robot():
     r = SimulatedPiper()
     r.connect()
+    r.allow_move_to_start = True  # these tests drive long moves on purpose (the far-start refusal: test_robots_safety)
     try:
         yield r
     finally:
