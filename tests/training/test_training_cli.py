@@ -1,5 +1,6 @@
-"""`scripts/train.py debug_pi05` end to end in a subprocess: registry config, fake-data loader, tyro overrides,
-checkpoint layout, and the written params/ loading through restore_params + Pi0Config.load."""
+"""`scripts/train.py debug` / `debug_pi05` end to end in subprocesses: registry config, fake-data loader, tyro
+overrides, checkpoint layout, resume to 2N steps equal to an uninterrupted run, and the written params/ loading
+through restore_params + Pi0Config.load."""
 
 import os
 import subprocess
@@ -13,35 +14,41 @@ from openpi.training import utils
 
 
 @pytest.mark.slow
-def test_train_cli_debug_pi05(tmp_path, repo_root, openpi_data_home):
-    config_mod = pytest.importorskip("openpi.training.config")
+@pytest.mark.parametrize("name", ["debug", "debug_pi05"])
+def test_train_cli_layout_and_resume_match_an_uninterrupted_run(name, tmp_path, repo_root, openpi_data_home):
+    """N steps, then --resume to 2N, give the losses of an uninterrupted 2N-step run (tiny pi0 and pi0.5)."""
     from openpi.models import model as _model
+    from openpi.training import config as config_mod
 
     base = tmp_path / "ckpt"
-    cmd = [
-        sys.executable,
-        str(repo_root / "scripts" / "train.py"),
-        "debug_pi05",
-        "--exp-name=cli",
-        "--num-train-steps=3",
-        "--save-interval=2",
-        "--keep-period=2",
-        f"--checkpoint-base-dir={base}",
-    ]
     env = dict(os.environ, JAX_PLATFORMS="cpu", WANDB_MODE="disabled", OPENPI_DATA_HOME=str(openpi_data_home))
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=170, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    ckdir = base / "debug_pi05" / "cli"
-    assert checkpoints.list_steps(ckdir) == [2, 3]
-    assert {"params", "train_state"} <= {p.name for p in (ckdir / "3").iterdir()}
-    rows = utils.read_metrics(ckdir / "metrics.jsonl")
-    assert [r["step"] for r in rows] == [0, 1, 2] and all(np.isfinite(r["loss"]) for r in rows)
+
+    def train(exp: str, steps: int, *extra: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, str(repo_root / "scripts" / "train.py"), name, f"--exp-name={exp}"]
+        cmd += [f"--num-train-steps={steps}", "--save-interval=2", "--keep-period=2", f"--checkpoint-base-dir={base}"]
+        return subprocess.run([*cmd, *extra], env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+
+    full = train("full", 4)
+    assert full.returncode == 0, full.stderr[-3000:]
+    full_dir = base / name / "full"
+    assert checkpoints.list_steps(full_dir) == [2, 4]
+    assert {"params", "train_state"} <= {p.name for p in (full_dir / "4").iterdir()}
     # a second run without --resume/--overwrite refuses to touch the directory
-    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=170, cwd=tmp_path)
+    again = train("full", 4)
     assert again.returncode != 0 and "--resume" in again.stderr
 
-    cfg = config_mod.get_config("debug_pi05")
-    params = _model.restore_params(ckdir / "3" / "params", restore_type=np.ndarray)
+    first = train("resumed", 2)
+    assert first.returncode == 0, first.stderr[-3000:]
+    second = train("resumed", 4, "--resume")
+    assert second.returncode == 0, second.stderr[-3000:]
+    res_dir = base / name / "resumed"
+    assert checkpoints.list_steps(res_dir) == [2, 4]
+    rows_full, rows_res = utils.read_metrics(full_dir / "metrics.jsonl"), utils.read_metrics(res_dir / "metrics.jsonl")
+    assert [r["step"] for r in rows_full] == [r["step"] for r in rows_res] == [0, 1, 2, 3]
+    np.testing.assert_allclose([r["loss"] for r in rows_res], [r["loss"] for r in rows_full], rtol=0, atol=1e-6)
+
+    cfg = config_mod.get_config(name)
+    params = _model.restore_params(res_dir / "4" / "params", restore_type=np.ndarray)
     cfg.model.load(params)  # same tree and shapes as the model
 
 
