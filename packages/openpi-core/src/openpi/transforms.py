@@ -220,18 +220,14 @@ class SubsampleActions:
         return data
 
 
-def _shift_actions(data: DataDict, mask: Sequence[bool] | None, sign: float) -> DataDict:
+def _shift_actions(data: DataDict, mask: Sequence[bool] | None, sign: int) -> DataDict:
     """actions[..., :len(mask)] += sign * state where mask, in place (no-op without actions or mask)."""
     if "actions" not in data or mask is None:
         return data
     state, actions = data["state"], data["actions"]
     mask = np.asarray(mask)
     dims = mask.shape[-1]
-    shift = np.expand_dims(np.where(mask, state[..., :dims], 0), axis=-2)
-    if sign > 0:
-        actions[..., :dims] += shift
-    else:
-        actions[..., :dims] -= shift
+    actions[..., :dims] += sign * np.expand_dims(np.where(mask, state[..., :dims], 0), axis=-2)
     data["actions"] = actions
     return data
 

@@ -41,7 +41,7 @@ class FlexivArm(Robot):
 
     def connect(self) -> None:
         self.backend.connect("teach" if self.teach else self.mode)
-        if self.mode == "qpos" and hasattr(self.backend, "joint_limits"):
+        if self.mode == "qpos":
             # The robot's own joint limits (RobotInfo q_min / q_max) tighten the configured ones.
             q_min, q_max = self.backend.joint_limits()
             lim = LIMITS["qpos"]

@@ -209,8 +209,6 @@ class TorchDataLoader:
     ):
         import torch
 
-        if len(dataset) < local_batch_size:
-            raise ValueError(f"dataset has {len(dataset)} samples, fewer than the batch size {local_batch_size}")
         self._framework = framework
         self._sharding = sharding
         self._num_batches = num_batches
