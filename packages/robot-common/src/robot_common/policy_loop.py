@@ -9,6 +9,7 @@ import numpy as np
 
 from openpi_client import image_tools
 from openpi_client.runtime import environment as _environment
+from robot_common.camera_sync import grab
 from robot_common.interface import Camera
 from robot_common.interface import Robot
 
@@ -39,6 +40,8 @@ class RobotEnvironment(_environment.Environment):
         self._action_fn = action_fn or robot.command
         self._steps = 0
         self.sent: list[np.ndarray] = []
+        self.max_camera_skew = 0.0
+        """Largest spread (s) between the camera frames of one observation so far (robot_common.camera_sync)."""
 
     def reset(self) -> None:
         self._steps = 0
@@ -49,8 +52,10 @@ class RobotEnvironment(_environment.Environment):
 
     def get_observation(self) -> dict:
         obs = {"observation/state": np.asarray(self._state_fn(), dtype=np.float32), "prompt": self._prompt}
-        for name, cam in self._cameras.items():
-            img = image_tools.convert_to_uint8(image_tools.resize_with_pad(cam.read(), self._size, self._size))
+        frames = grab(self._cameras)  # all cameras read concurrently: one step's images are taken together
+        self.max_camera_skew = max(self.max_camera_skew, frames.skew)
+        for name, img in frames.items():
+            img = image_tools.convert_to_uint8(image_tools.resize_with_pad(img, self._size, self._size))
             obs[f"observation/images/{name}"] = img
         return obs
 

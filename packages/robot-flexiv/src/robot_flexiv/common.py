@@ -32,13 +32,3 @@ def make_arm(mode: str, sim: bool, robot_sn: str = "", *, teach: bool = False, m
     from robot_flexiv.driver import FlexivRdkBackend
 
     return FlexivArm(FlexivRdkBackend(robot_sn, limits=motion), mode, teach=teach)
-
-
-def make_cameras(arm, sim: bool, image_hw=(480, 640), base_index: int = 0, wrist_index: int = 2):
-    from robot_common.interface import SimCamera
-
-    if sim:
-        return {"base": SimCamera(arm, image_hw, seed=1), "wrist": SimCamera(arm, image_hw, seed=2)}
-    from robot_common.cameras import OpenCVCamera
-
-    return {"base": OpenCVCamera(base_index, image_hw), "wrist": OpenCVCamera(wrist_index, image_hw)}

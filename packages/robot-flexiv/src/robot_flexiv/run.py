@@ -10,6 +10,7 @@ import logging
 
 import tyro
 
+from robot_common.cameras import make_cameras
 from robot_common.cli import RunArgs
 from robot_common.cli import run_robot
 from robot_flexiv import common
@@ -29,7 +30,7 @@ class Args(RunArgs):
 
 def main(args: Args):
     arm = common.make_arm(args.mode, args.sim, args.robot_sn, motion=args.motion)
-    return run_robot(arm, lambda r: common.make_cameras(r, args.sim), args)
+    return run_robot(arm, lambda r: make_cameras(r, args.cameras, args.sim), args)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Piper dataset layout (features used by collect and by the pi05_piper_* configs) and robot/camera factories."""
+"""Piper dataset layout (features used by collect and by the pi05_piper_* configs) and the robot factory
+(cameras: robot_common.cameras.make_cameras)."""
 
 from robot_common.recorder import image_feature
 from robot_common.recorder import vector_feature
@@ -28,13 +29,3 @@ def make_robot(sim: bool, can_name: str = "can0", *, interface: str = "socketcan
     from robot_piper.driver import PiperDriver
 
     return PiperDriver(can_name, interface=interface)
-
-
-def make_cameras(robot, sim: bool, image_hw=(480, 640), base_index: int = 0, wrist_index: int = 2):
-    from robot_common.interface import SimCamera
-
-    if sim:
-        return {"base": SimCamera(robot, image_hw, seed=1), "wrist": SimCamera(robot, image_hw, seed=2)}
-    from robot_common.cameras import OpenCVCamera
-
-    return {"base": OpenCVCamera(base_index, image_hw), "wrist": OpenCVCamera(wrist_index, image_hw)}

@@ -11,6 +11,7 @@ import logging
 
 import tyro
 
+from robot_common.cameras import make_cameras
 from robot_common.cli import RunArgs
 from robot_common.cli import run_robot
 from robot_piper import common
@@ -26,7 +27,7 @@ class Args(RunArgs):
 
 def main(args: Args):
     robot = common.make_robot(args.sim, args.can_name, interface=args.can_interface)
-    return run_robot(robot, lambda r: common.make_cameras(r, args.sim), args)
+    return run_robot(robot, lambda r: make_cameras(r, args.cameras, args.sim), args)
 
 
 if __name__ == "__main__":
