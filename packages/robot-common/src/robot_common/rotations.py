@@ -59,3 +59,24 @@ def pose7_to_pose9(pose7) -> np.ndarray:
 def pose9_to_pose7(pose9) -> np.ndarray:
     pose9 = np.asarray(pose9, dtype=np.float64)
     return np.concatenate([pose9[:3], matrix_to_quat(rot6d_to_matrix(pose9[3:9]))])
+
+
+def quat_continuous(q, reference) -> np.ndarray:
+    """`q` or `-q` (the same rotation), whichever is closer to `reference` (dot >= 0): successive quaternions sent
+    to a controller never jump to the other hemisphere. `reference=None` returns `q` unchanged."""
+    q = np.asarray(q, dtype=np.float64)
+    if reference is None:
+        return q.copy()
+    return -q if float(np.dot(q, np.asarray(reference, dtype=np.float64))) < 0 else q.copy()
+
+
+def make_quat_sequence_continuous(quats) -> np.ndarray:
+    """[T, 4] quaternions -> sign-continuous copy: q_t is flipped when dot(q_t, q_{t-1}) < 0 (after the flips of
+    earlier steps), so the sequence never jumps between q and -q. The first quaternion is kept as is."""
+    quats = np.array(quats, dtype=np.float64, copy=True)
+    if quats.ndim != 2 or quats.shape[1] != 4:
+        raise ValueError(f"quats has shape {quats.shape}; expected [T, 4] (w, x, y, z)")
+    for t in range(1, len(quats)):
+        if np.dot(quats[t], quats[t - 1]) < 0:
+            quats[t] = -quats[t]
+    return quats

@@ -13,16 +13,23 @@ from robot_common.interface import Limits
 from robot_common.interface import Robot
 from robot_common.rotations import pose7_to_pose9
 from robot_common.rotations import pose9_to_pose7
+from robot_common.rotations import quat_continuous
 from robot_flexiv import DIMS
 from robot_flexiv.kinematics import Q_HIGH
 from robot_flexiv.kinematics import Q_LOW
 
 GRIPPER_MAX = 0.1
+WORKSPACE_LOW = np.array([-0.85, -0.85, 0.0])
+WORKSPACE_HIGH = np.array([0.85, 0.85, 1.2])
+"""Pose-mode TCP box (m, base frame): the Rizon 4 reaches 0.78 m from the joint-1 axis (+ the wrist-to-flange
+offset; Flexiv's URDF gives a 0.89 m workspace sphere about the shoulder at z = 0.365), z from the mounting plane up
+to about shoulder height + reach. HOME's flange (0.687, -0.113, 0.326) is inside with >= 0.16 m margin. Tighten it
+to your cell (table, fixtures)."""
 LIMITS = {
     "qpos": Limits(np.r_[Q_LOW, 0.0], np.r_[Q_HIGH, GRIPPER_MAX], np.r_[[0.15] * 7, 0.02]),
     "pose": Limits(
-        np.r_[[-0.9, -0.9, 0.0], [-1.0] * 6, 0.0],
-        np.r_[[0.9, 0.9, 1.2], [1.0] * 6, GRIPPER_MAX],
+        np.r_[WORKSPACE_LOW, [-1.0] * 6, 0.0],
+        np.r_[WORKSPACE_HIGH, [1.0] * 6, GRIPPER_MAX],
         np.r_[[0.02] * 3, [0.1] * 6, 0.02],
     ),
 }
@@ -41,6 +48,7 @@ class FlexivArm(Robot):
 
     def connect(self) -> None:
         self.backend.connect("teach" if self.teach else self.mode)
+        self._last_quat = None
         if self.mode == "qpos":
             # The robot's own joint limits (RobotInfo q_min / q_max) tighten the configured ones.
             q_min, q_max = self.backend.joint_limits()
@@ -67,5 +75,13 @@ class FlexivArm(Robot):
         if self.mode == "qpos":
             self.backend.move_joints(target[:7])
         else:
-            self.backend.move_tcp(pose9_to_pose7(target[:9]))
+            # q and -q are the same rotation: keep successive quaternions in one hemisphere (the first one next to
+            # the measured TCP quaternion) so the controller never sees a sign jump.
+            pose7 = pose9_to_pose7(target[:9])
+            reference = getattr(self, "_last_quat", None)
+            if reference is None:
+                reference = self.backend.tcp_pose7()[3:7]
+            pose7[3:7] = quat_continuous(pose7[3:7], reference)
+            self._last_quat = pose7[3:7].copy()
+            self.backend.move_tcp(pose7)
         self.backend.move_gripper(float(target[-1]))
