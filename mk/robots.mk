@@ -1,5 +1,8 @@
 # Real arms (add SIM=1 for the simulated arm).
-.PHONY: collect-piper run-piper collect-flexiv run-flexiv
+.PHONY: collect-piper run-piper collect-flexiv run-flexiv piper-setup
+piper-setup: ## Set a Piper's teleop role, one arm on the bus: make piper-setup ROLE=master|follower CAN=can0 [SIM=1]
+	@$(if $(ROLE),,$(error ROLE is required: make piper-setup ROLE=master|follower CAN=can0))$(PY) -m robot_piper.setup --role $(ROLE) --can-name $(or $(CAN),can0) $(if $(SIM),--sim) $(ARGS)
+
 collect-piper: ## Record teleoperated Piper episodes into datasets/ (SIM=1 for the simulated arm)
 	@$(PY) -m robot_piper.collect $(if $(SIM),--sim) $(ARGS)
 

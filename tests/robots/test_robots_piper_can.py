@@ -5,6 +5,7 @@ import logging
 import math
 import time
 
+import can
 import numpy as np
 import pytest
 
@@ -103,10 +104,11 @@ def test_gripper_open_and_close(robot):
 def test_limits_are_clamped_by_the_safety_layer_and_by_the_arm(robot, caplog):
     beyond = HOME.copy()
     beyond[0], beyond[2], beyond[6] = 5.0, 1.0, 0.2  # j1 > 2.6179, j3 > 0, gripper > 0.07 m
-    with caplog.at_level(logging.WARNING, logger="robot_piper.driver"):
+    with caplog.at_level(logging.WARNING, logger="robot_common"):
         sent = robot.command(beyond)
     assert np.all(sent >= JOINT_LOW - 1e-9) and np.all(sent <= JOINT_HIGH + 1e-9)
-    assert robot.clamped_commands == 1 and "joint_1" in caplog.text and "joint_3" in caplog.text
+    np.testing.assert_array_equal(robot.clamp_counts["limit"], [1, 0, 1, 0, 0, 0, 1])  # j1, j3, gripper
+    assert "limit clamp: joint_1 5.0000 -> 2.6179, joint_3 1.0000 -> 0.0000, gripper" in caplog.text
     clamped = np.clip(beyond, JOINT_LOW, JOINT_HIGH)
     t0 = time.monotonic()
     while time.monotonic() - t0 < 5.0 and np.abs(robot.state() - clamped).max() > 1e-3:
@@ -157,6 +159,7 @@ def test_teaching_arm_commands_reach_the_sdk_and_drive_the_follower():
         assert np.abs(grid - master).max(axis=1).min() < 5e-3
         # the follower executes the master's frames directly (linkage), lagging only by its speed limit
         assert wait_until(lambda: np.abs(robot.state() - robot.master_targets()).max() < 0.03)
+        assert robot.leader._bus.queue.qsize() < 500  # it drains the follower's feedback (unbounded queue)
     finally:
         robot.disconnect()
 
@@ -209,3 +212,79 @@ def test_simulator_in_another_process_over_udp_multicast():
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_disable_clears_the_enable_bits_and_enable_brings_them_back(robot):
+    robot.command(robot.state())  # a command reference exists
+    robot.disable()  # DisablePiper, waits for the 0x261-0x266 enable bits to clear
+    assert not any(robot.sdk.GetArmEnableStatus()) and not robot.status().enabled
+    assert not robot.arm.snapshot()["enabled"]
+    held = robot.state().copy()
+    robot.sdk.JointCtrl(*[round(v * 180_000 / math.pi) for v in held[:6] + 0.2])  # raw frames: ignored while off
+    time.sleep(0.15)
+    np.testing.assert_allclose(robot.state(), held, atol=MDEG)
+    robot.enable()
+    assert all(robot.sdk.GetArmEnableStatus()) and robot.arm.snapshot()["enabled"]
+    drive(robot, held + np.array([0.1, 0, 0, 0, 0, 0, 0]))
+
+
+def test_master_follower_roles_through_the_sdk():
+    from robot_piper import setup
+
+    # a teaching arm moved "by hand" along the scripted trajectory; configure it through the SDK (0x470)
+    arm = SimPiperArm("piper_test_roles", hand=leader_trajectory).start()
+    driver = PiperDriver(arm.channel, interface="virtual", timeout_s=2.0)
+    try:
+        assert arm.role == "default"
+        assert setup.configure(driver, "master", timeout_s=2.0) == "ok"
+        snap = arm.snapshot()
+        assert snap["linkage_config"] == 0xFA and snap["role"] == "master" and not snap["enabled"]
+        # it now sends its pose as control frames (what a follower executes), no feedback
+        sdk = driver.sdk
+        assert wait_until(lambda: time.time() - sdk.GetArmJointCtrl().time_stamp < 0.05)
+        np.testing.assert_allclose(driver.master_targets(), arm.snapshot()["q"], atol=0.02)
+        t_fb = sdk.GetArmJointMsgs().time_stamp
+        time.sleep(0.1)
+        assert sdk.GetArmJointMsgs().time_stamp == t_fb
+        # motion and enable commands are ignored by a teaching arm
+        q = arm.snapshot()["q"]
+        sdk.EnableArm(7)
+        sdk.JointCtrl(0, 0, 0, 0, 0, 0)
+        time.sleep(0.05)
+        assert not arm.snapshot()["enabled"] and arm.ignored_ids.get(0x155, 0) >= 1
+        assert not np.allclose(arm.snapshot()["q"], q)  # still follows the hand, not the frame
+        # back to follower: like the hardware it needs a power cycle
+        assert setup.configure(driver, "follower", timeout_s=0.6) == "power-cycle"
+        assert arm.snapshot()["pending_linkage_config"] == 0xFC and arm.role == "master"
+        arm.power_cycle()
+        assert setup.configure(driver, "follower", timeout_s=2.0) == "ok"
+        assert arm.role == "follower" and arm.snapshot()["ctrl_mode"] == 0x00
+    finally:
+        driver.disconnect()
+        arm.stop()
+    # the configured follower is driven as usual; a master on the same bus drives it through the firmware link
+    follower = SimulatedPiper()
+    master = SimPiperArm(follower.arm.channel, hand=leader_trajectory)
+    follower.connect()
+    try:
+        follower.set_role("follower")
+        assert wait_until(lambda: follower.arm.role == "follower")
+        master.handle(can.Message(arbitration_id=0x470, data=[0xFA, 0, 0, 0, 0, 0, 0, 0]))  # set up beforehand
+        assert master.role == "master"
+        master.start()
+        follower.wait_for_master()
+        assert wait_until(lambda: np.abs(follower.state() - follower.master_targets()).max() < 0.03)
+        assert len(follower.arm.received) > 0
+    finally:
+        master.stop()
+        follower.disconnect()
+
+
+def test_setup_cli_on_the_simulated_arm(capsys):
+    from robot_piper import setup
+
+    assert setup.main(setup.Args(role="master", sim=True)) == 0
+    out = capsys.readouterr().out
+    assert "0x470: 0xFA" in out and "OK: role master" in out and "collect-piper" in out
+    with pytest.raises(ValueError, match="role='boss'"):
+        setup.configure(PiperDriver("x", interface="virtual"), "boss")

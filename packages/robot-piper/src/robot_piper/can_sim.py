@@ -13,6 +13,13 @@ pose 0x2A2-0x2A4 (FK from the SDK's DH table), joints 0x2A5-0x2A7, gripper 0x2A8
 0x251-0x256; driver low-speed info 0x261-0x266 (carries the enable bits `EnablePiper` waits for) at
 `low_rate_hz`. Other ids (MIT, Cartesian MOVE P/L/C, parameter config) are ignored and counted.
 
+Master/follower (0x470): 0xFC makes it the motion output arm (follower; it also behaves so when never
+configured). 0xFA makes it the teaching input arm (master) at once: motors limp, motion/enable commands ignored,
+and instead of feedback it sends 0x151, 0x155-0x157 and 0x159 control frames with its own pose (moved by `hand`)
+at `rate_hz`, which a follower on the same bus executes. A master set back to follower stays master until
+`power_cycle()`, as the hardware needs a restart for that. Every 0x155-0x157 / 0x159 frame received is recorded
+(`received_commands()`).
+
 Motion model: with all six motors enabled, CAN control mode (0x01) and MOVE J (0x01), each joint moves toward
 its target at `max_joint_speed * speed% / 100` rad/s; targets are clamped to the joint limits (the status
 then reports 0x04 "target exceeds limit" with the joint's bit set in err_code). The gripper moves at
@@ -22,6 +29,7 @@ pose and ignores motion until reset (0x02), which, like the arm, disables the mo
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 import struct
@@ -55,7 +63,8 @@ ID_HIGH_SPD = tuple(range(0x251, 0x257))  # int16 speed 0.001 rad/s, int16 curre
 ID_LOW_SPD = tuple(range(0x261, 0x267))  # uint16 0.1 V, int16 foc temp, int8 motor temp, uint8 status, uint16 mA
 
 # --- protocol values ---
-CTRL_STANDBY, CTRL_CAN = 0x00, 0x01
+CTRL_STANDBY, CTRL_CAN, CTRL_LINKAGE_TEACHING = 0x00, 0x01, 0x06
+LINKAGE_MASTER, LINKAGE_FOLLOWER = 0xFA, 0xFC  # MasterSlaveConfig: teaching input arm / motion output arm
 MOVE_J = 0x01
 STATUS_NORMAL, STATUS_ESTOP, STATUS_LIMIT = 0x00, 0x01, 0x04
 ENABLE_BIT = 1 << 6  # in the low-speed foc status and the gripper status byte
@@ -153,8 +162,12 @@ class SimPiperArm(_BusThread):
         q0=HOME,
         max_joint_speed: float = math.pi,
         gripper_speed: float = 0.1,
+        hand=None,
     ):
+        """`hand(t)`: where a person moves this arm at time t (s since start) when it is configured as the teaching
+        (master) arm, e.g. `leader_trajectory`; None: it stays where it is."""
         super().__init__(channel, interface, rate_hz)
+        self.hand = hand
         self.low_rate_hz = low_rate_hz
         self.max_joint_speed, self.gripper_speed = max_joint_speed, gripper_speed
         self._lock = threading.Lock()
@@ -165,7 +178,10 @@ class SimPiperArm(_BusThread):
         self._ctrl_mode, self._move_mode, self._speed_pct = CTRL_STANDBY, MOVE_J, 0
         self._estop = False
         self._limit_err = 0  # err_code bits 0-5: joint target beyond its limit
-        self._linkage = 0x00
+        self._linkage = 0x00  # role in effect: 0x00 never configured (acts as a normal arm), 0xFA master, 0xFC follower
+        self._linkage_pending = None  # a role that takes effect at the next power cycle (master -> follower)
+        self._offsets = (0, 0, 0)  # feedback / ctrl / linkage id offsets of the last 0x470 (only 0 is simulated)
+        self.received = collections.deque(maxlen=200_000)  # (monotonic t, can id, values) of 0x155-0x157, 0x159
         self.ticks = 0
         self.frames_in = 0
         self.ignored_ids: dict[int, int] = {}
@@ -185,9 +201,44 @@ class SimPiperArm(_BusThread):
                 "arm_status": self._arm_status(),
                 "err_code": self._limit_err,
                 "linkage_config": self._linkage,  # 0xFA teaching (master) arm, 0xFC follower
+                "pending_linkage_config": self._linkage_pending,  # applied by power_cycle()
+                "role": self.role,
                 "ticks": self.ticks,
                 "frames_in": self.frames_in,
             }
+
+    @property
+    def role(self) -> str:
+        """ "master" (teaching input arm), "follower" (motion output arm) or "default" (never configured)."""
+        return {LINKAGE_MASTER: "master", LINKAGE_FOLLOWER: "follower"}.get(self._linkage, "default")
+
+    def received_commands(self) -> tuple[np.ndarray, np.ndarray]:
+        """The JointCtrl / GripperCtrl commands received over the bus (accepted or not), in SI units:
+        joints [n, 6] (rad, one row per complete 0x155-0x157 triple, in order) and gripper openings [m] (m)."""
+        rows, cur, grip = [], {}, []
+        for _t, cid, vals in list(self.received):
+            if cid == ID_GRIPPER_CTRL:
+                grip.append(vals[0] / 1e6)
+                continue
+            k = ID_JOINT_CTRL.index(cid)
+            cur[k] = vals
+            if k == 2 and len(cur) == 3:
+                rows.append([v for i in range(3) for v in cur[i]])
+                cur = {}
+        joints = np.array(rows, dtype=np.float64).reshape(-1, 6) / MDEG_PER_RAD
+        return joints, np.array(grip, dtype=np.float64)
+
+    def power_cycle(self) -> None:
+        """Switch the arm off and on: motors off, standby, errors cleared, a pending role applied."""
+        with self._lock:
+            if self._linkage_pending is not None:
+                self._linkage, self._linkage_pending = self._linkage_pending, None
+            self._estop, self._limit_err = False, 0
+            self._enabled[:] = False
+            self._gripper_enabled = False
+            self._ctrl_mode = CTRL_LINKAGE_TEACHING if self._linkage == LINKAGE_MASTER else CTRL_STANDBY
+            self._target[:] = self._q
+        logger.info("%s power-cycled: role %s", self.channel, self.role)
 
     def feedback_hz(self) -> float:
         """Feedback ticks per second since start (each tick = 14 frames)."""
@@ -207,8 +258,18 @@ class SimPiperArm(_BusThread):
         """Apply one command frame (called from the bus thread; public so tests can drive it directly)."""
         cid, d = msg.arbitration_id, bytes(msg.data).ljust(8, b"\0")
         self.frames_in += 1
+        if cid in ID_JOINT_CTRL:
+            self.received.append((time.monotonic(), cid, struct.unpack(">ii", d)))
+        elif cid == ID_GRIPPER_CTRL:
+            self.received.append((time.monotonic(), cid, struct.unpack(">iHBB", d)))
         with self._lock:
-            if cid == ID_MOTION_CTRL_1:
+            if cid == ID_MASTER_SLAVE:
+                self._configure_linkage(d[0], d[1], d[2], d[3])
+            elif cid == ID_SEARCH_LIMITS:
+                self._answer_limits(d[0], d[1])
+            elif self._linkage == LINKAGE_MASTER:  # a teaching arm is moved by hand: no motion commands
+                self.ignored_ids[cid] = self.ignored_ids.get(cid, 0) + 1
+            elif cid == ID_MOTION_CTRL_1:
                 if d[0] == 0x01:
                     self._estop = True
                     self._target[:] = self._q
@@ -243,12 +304,28 @@ class SimPiperArm(_BusThread):
                     self._enabled[motor - 1] = on
                 newly = self._enabled & ~was
                 self._target[:6][newly] = self._q[:6][newly]  # a motor that comes on holds its pose
-            elif cid == ID_MASTER_SLAVE:
-                self._linkage = d[0]
-            elif cid == ID_SEARCH_LIMITS:
-                self._answer_limits(d[0], d[1])
             else:
                 self.ignored_ids[cid] = self.ignored_ids.get(cid, 0) + 1
+
+    def _configure_linkage(self, code: int, feedback_offset: int, ctrl_offset: int, linkage_offset: int) -> None:
+        if code not in (LINKAGE_MASTER, LINKAGE_FOLLOWER):
+            logger.warning("0x470 linkage_config 0x%02X is not a role (0xFA master, 0xFC follower): ignored", code)
+            return
+        self._offsets = (feedback_offset, ctrl_offset, linkage_offset)
+        if any(self._offsets):
+            logger.warning("0x470 id offsets %s are stored but not simulated (ids stay 0x15x / 0x2Ax)", self._offsets)
+        if code == LINKAGE_MASTER:  # immediate: motors go limp for hand guiding, the arm starts sending commands
+            self._linkage, self._linkage_pending = code, None
+            self._enabled[:] = False
+            self._gripper_enabled = False
+            self._ctrl_mode, self._estop = CTRL_LINKAGE_TEACHING, False
+            self._target[:] = self._q
+            logger.info("%s configured as the teaching (master) arm", self.channel)
+        elif self._linkage == LINKAGE_MASTER:  # like the hardware: leaving master mode needs a restart
+            self._linkage_pending = code
+            logger.warning("%s: follower role set; it takes effect after a power cycle", self.channel)
+        else:
+            self._linkage = code
 
     def _set_joint_targets(self, i: int, mdeg: tuple[int, int]) -> None:
         for k, v in enumerate(mdeg):
@@ -278,6 +355,11 @@ class SimPiperArm(_BusThread):
     def step(self, dt: float) -> None:
         """Move joints and gripper toward their targets for `dt` seconds."""
         with self._lock:
+            if self._linkage == LINKAGE_MASTER:
+                if self.hand is not None:
+                    self._q[:] = np.clip(self.hand(time.monotonic() - self._t_start), JOINT_LOW, JOINT_HIGH)
+                    self._target[:] = self._q
+                return
             if self._can_move():
                 vmax = self.max_joint_speed * self._speed_pct / 100.0 * dt
                 self._q[:6] += np.clip(self._target[:6] - self._q[:6], -vmax, vmax)
@@ -286,7 +368,11 @@ class SimPiperArm(_BusThread):
                 self._q[6] += float(np.clip(self._target[6] - self._q[6], -g, g))
 
     def feedback_frames(self, low_speed: bool) -> list[can.Message]:
+        """The frames of one tick: feedback, or for a teaching (master) arm its control frames only (the hardware
+        sends no 0x2A* feedback in master mode: piper_sdk issue #41)."""
         with self._lock:
+            if self._linkage == LINKAGE_MASTER:
+                return control_frames(self._q)
             q, target = self._q.copy(), self._target.copy()
             enabled, g_on = self._enabled.copy(), self._gripper_enabled
             moving = bool(np.any(np.abs(target - q) > 1e-5))
@@ -328,6 +414,15 @@ class SimPiperArm(_BusThread):
                 next_t = now
 
 
+def control_frames(q) -> list[can.Message]:
+    """A teaching arm's output for pose `q` (rad, m): 0x151 (CAN control, MOVE J, 100 %), 0x155-0x157, 0x159."""
+    mdeg = [_i32(v * MDEG_PER_RAD) for v in q[:6]]
+    frames = [_frame(ID_MOTION_CTRL_2, "BBBB", CTRL_CAN, MOVE_J, 100, 0)]
+    frames += [_frame(ID_JOINT_CTRL[k], "ii", mdeg[2 * k], mdeg[2 * k + 1]) for k in range(3)]
+    frames.append(_frame(ID_GRIPPER_CTRL, "iHBB", _i32(q[6] * 1e6), 1000, 0x01, 0))
+    return frames
+
+
 def leader_trajectory(t: float) -> np.ndarray:
     """The scripted teaching (master) arm: a smooth pick-like motion around HOME, `t` in seconds."""
     s = 2.0 * t
@@ -346,18 +441,19 @@ class SimLeaderArm(_BusThread):
         self.t0 = 0.0  # monotonic time of trajectory t = 0
 
     def frames(self, t: float) -> list[can.Message]:
-        q = self.trajectory(t)
-        mdeg = [_i32(v * MDEG_PER_RAD) for v in q[:6]]
-        frames = [_frame(ID_MOTION_CTRL_2, "BBBB", CTRL_CAN, MOVE_J, 100, 0)]
-        frames += [_frame(ID_JOINT_CTRL[k], "ii", mdeg[2 * k], mdeg[2 * k + 1]) for k in range(3)]
-        frames.append(_frame(ID_GRIPPER_CTRL, "iHBB", _i32(q[6] * 1e6), 1000, 0x01, 0))
-        return frames
+        return control_frames(self.trajectory(t))
 
     def _run(self) -> None:
-        self.t0 = time.monotonic()
-        while not self._stop.wait(1.0 / self.rate_hz):
+        self.t0 = next_t = time.monotonic()
+        period = 1.0 / self.rate_hz
+        while not self._stop.is_set():
+            # Drain what the others send (unused): python-can's virtual bus queues every frame for every reader,
+            # unbounded, so a bus that is never read grows by ~3,000 frames/s next to a follower.
+            while (wait := next_t - time.monotonic()) > 0 and not self._stop.is_set():
+                self._bus.recv(timeout=wait)
             for f in self.frames(time.monotonic() - self.t0):
                 self._send(f)
+            next_t = max(next_t + period, time.monotonic() - 0.1)
 
 
 def main(

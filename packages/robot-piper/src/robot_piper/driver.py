@@ -22,6 +22,8 @@ logger = logging.getLogger("robot_piper.driver")
 
 MDEG_PER_RAD = 1000.0 * 180.0 / math.pi
 UM_PER_M = 1e6  # gripper opening: 0.001 mm units
+# MasterSlaveConfig linkage_config codes (piper_sdk): teaching input arm / motion output arm
+LINKAGE_CODES = {"master": 0xFA, "follower": 0xFC}
 JOINT_NAMES = ("joint_1", "joint_2", "joint_3", "joint_4", "joint_5", "joint_6", "gripper")
 
 
@@ -51,6 +53,7 @@ class PiperDriver(Robot):
 
     state_dim = 7
     limits = PIPER_LIMITS
+    dim_names = JOINT_NAMES  # clamp log lines (robot_common.interface.Robot.command) name the joints
 
     def __init__(
         self, can_name: str = "can0", speed_percent: int = 50, *, interface: str = "socketcan", timeout_s: float = 10.0
@@ -59,13 +62,27 @@ class PiperDriver(Robot):
             raise ValueError(f"speed_percent={speed_percent}: use 1-100 (% of the arm's max joint speed)")
         self._can, self._speed, self._interface, self._timeout = can_name, speed_percent, interface, timeout_s
         self._piper = None
-        self.clamped_commands = 0  # commands our safety layer had to clamp to the joint limits
 
     # ---- connection ----
     def connect(self) -> None:
+        """Open the port, wait for the arm's feedback and enable it (CAN joint control)."""
+        t0 = time.time()
+        piper = self.open()
+        try:
+            self._wait(lambda: piper.GetArmJointMsgs().time_stamp > t0, "joint feedback (0x2A5-0x2A7)")
+            self._wait(lambda: piper.GetArmLowSpdInfoMsgs().time_stamp > t0, "driver feedback (0x261-0x266)")
+            self.enable()
+        except Exception:
+            self.disconnect()
+            raise
+
+    def open(self):
+        """Open the CAN port and start the SDK's reader, without waiting for feedback or enabling (for `set_role`
+        on an arm that may be a teaching arm, which sends no 0x2A* feedback). Returns the SDK object."""
         from piper_sdk import C_PiperInterface_V2
 
-        t0 = time.time()
+        if self._piper is not None:
+            return self._piper
         if self._interface == "socketcan":
             piper = C_PiperInterface_V2(self._can)  # judge_flag=True: checks the port exists, is up, 1 Mbit/s
         else:
@@ -76,15 +93,10 @@ class PiperDriver(Robot):
             _share_one_bus(piper, self._interface, self._can)
         piper.ConnectPort()
         self._piper = piper
-        try:
-            self._wait(lambda: piper.GetArmJointMsgs().time_stamp > t0, "joint feedback (0x2A5-0x2A7)")
-            self._wait(lambda: piper.GetArmLowSpdInfoMsgs().time_stamp > t0, "driver feedback (0x261-0x266)")
-            self.enable()
-        except Exception:
-            self.disconnect()
-            raise
+        return piper
 
     def disconnect(self) -> None:
+        self.flush_clamp_log()
         if self._piper is not None:
             self._piper.DisconnectPort()
             self._piper = None
@@ -108,6 +120,26 @@ class PiperDriver(Robot):
         self._piper.MotionCtrl_2(0x01, 0x01, self._speed, 0x00)  # CAN control, MOVE J, speed %
         self._piper.GripperCtrl(self._gripper_um(), 1000, 0x01, 0)  # enable the gripper where it is
 
+    def disable(self) -> None:
+        """Disable all motors (SDK DisablePiper, 0x471 motor 7 flag 0x01) and wait until every enable bit in the
+        driver feedback (0x261-0x266) is clear. The arm goes limp: support it first. `enable()` brings it back;
+        the next command is checked against the measured pose again (as at an episode start)."""
+        self._wait(lambda: not self._piper.DisablePiper(), "motor-disable confirmation (0x261-0x266)")
+        self.reset_command_reference()
+
+    def set_role(self, role: str) -> None:
+        """Configure this arm as the teaching input arm ("master", MasterSlaveConfig 0xFA) or the motion output arm
+        ("follower", 0xFC) of a master/follower pair, CAN id 0x470, default ids (no offsets). Fire-and-forget:
+        the arm sends no acknowledgement; `robot_piper.setup` checks the result on the bus.
+
+        The setting is kept by the arm. A master takes it at once and from then on sends its joint/gripper
+        control frames (0x151, 0x155-0x157, 0x159) instead of feedback; switching a master back to follower only
+        takes effect after the arm is power-cycled (piper_sdk demo/V2 README)."""
+        code = LINKAGE_CODES.get(role)
+        if code is None:
+            raise ValueError(f"role={role!r}: use one of {sorted(LINKAGE_CODES)}")
+        self.sdk.MasterSlaveConfig(code, 0x00, 0x00, 0x00)
+
     def emergency_stop(self) -> None:
         """SDK quick stop (0x150 = 0x01): the arm stops and ignores motion commands until `recover()`."""
         self._piper.EmergencyStop(0x01)
@@ -117,6 +149,11 @@ class PiperDriver(Robot):
         self._piper.EmergencyStop(0x02)
         self._wait(lambda: not any(self._piper.GetArmEnableStatus()), "motor-disable after reset")
         self.enable()
+
+    @property
+    def can_name(self) -> str:
+        """The CAN port / simulator channel, with the python-can interface: "socketcan:can0"."""
+        return f"{self._interface}:{self._can}"
 
     @property
     def sdk(self):
@@ -165,18 +202,6 @@ class PiperDriver(Robot):
         return sdk_to_rad([j.joint_1, j.joint_2, j.joint_3, j.joint_4, j.joint_5, j.joint_6], g.grippers_angle)
 
     # ---- commands ----
-    def command(self, target) -> np.ndarray:
-        """Clip to the joint limits and max step (robot_common's safety layer), log limit violations, send."""
-        safe = super().command(target)
-        raw = np.asarray(target, dtype=np.float64).reshape(-1)
-        out = (raw < self.limits.low) | (raw > self.limits.high)
-        if out.any():
-            self.clamped_commands += 1
-            log = logger.warning if self.clamped_commands == 1 else logger.debug
-            names = [JOINT_NAMES[i] for i in np.flatnonzero(out)]
-            log("command outside the Piper limits on %s: clamped (%d so far)", names, self.clamped_commands)
-        return safe
-
     def _send(self, target: np.ndarray) -> None:
         cmd = rad_to_sdk(target)
         self._piper.MotionCtrl_2(0x01, 0x01, self._speed, 0x00)
