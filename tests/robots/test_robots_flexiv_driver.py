@@ -64,10 +64,16 @@ def test_teach_collection_records_the_next_state_as_the_action(tmp_path, monkeyp
     monkeypatch.setenv("HF_LEROBOT_HOME", str(tmp_path))
     monkeypatch.setattr(lc, "HF_LEROBOT_HOME", tmp_path)
     monkeypatch.setattr(ld, "HF_LEROBOT_HOME", tmp_path)
+    from robot_common.cameras import CameraArgs
     from robot_flexiv import collect
 
     args = collect.Args(
-        repo_id="flexiv_teach", num_episodes=1, episode_steps=8, sim=True, teach=True, image_height=16, image_width=16
+        repo_id="flexiv_teach",
+        num_episodes=1,
+        episode_steps=8,
+        sim=True,
+        teach=True,
+        cameras=CameraArgs(height=16, width=16),
     )
     assert collect.main(args) == 1
     ds = ld.LeRobotDataset("flexiv_teach", root=tmp_path / "flexiv_teach", video_backend="torchcodec")

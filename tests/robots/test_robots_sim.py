@@ -10,6 +10,7 @@ import pytest
 from openpi.serving.websocket_policy_server import serve_in_thread
 from openpi_client import base_policy
 from robot_common import rotations
+from robot_common.cameras import CameraArgs
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -34,7 +35,9 @@ def test_piper_collect_writes_a_dataset_the_training_config_reads(lerobot_env, o
     from robot_piper import collect
 
     n = collect.main(
-        collect.Args(repo_id="piper_test", num_episodes=2, episode_steps=12, sim=True, image_height=32, image_width=32)
+        collect.Args(
+            repo_id="piper_test", num_episodes=2, episode_steps=12, sim=True, cameras=CameraArgs(height=32, width=32)
+        )
     )
     assert n == 2 and not (lerobot_env / ".piper_test.partial").exists()
     ds = LeRobotDataset("piper_test", root=lerobot_env / "piper_test", video_backend="torchcodec")
@@ -144,7 +147,11 @@ def test_flexiv_collect_records_both_spaces_consistently(lerobot_env, openpi_dat
     assert (
         collect.main(
             collect.Args(
-                repo_id="flexiv_test", num_episodes=1, episode_steps=10, sim=True, image_height=32, image_width=32
+                repo_id="flexiv_test",
+                num_episodes=1,
+                episode_steps=10,
+                sim=True,
+                cameras=CameraArgs(height=32, width=32),
             )
         )
         == 1

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
+from robot_common.cameras import CameraArgs
 from robot_common.collect import record_episodes
+from robot_common.controls import make_controls
 from robot_common.policy_loop import RobotEnvironment
 from robot_common.policy_loop import run_policy
 from robot_common.recorder import EpisodeRecorder
@@ -21,14 +24,24 @@ class CollectArgs:
     num_episodes: int = 1
     episode_steps: int = 300
     fps: int = 30
-    image_height: int = 480
-    image_width: int = 640
+    cameras: CameraArgs = dataclasses.field(default_factory=CameraArgs)
+    """Base and wrist cameras and the recorded image size (--cameras.backend, --cameras.base, --cameras.height ...)."""
     sim: bool = False
     """Use the simulated arm and cameras (scripted leader)."""
     move_to_start: bool = False
     """Let the follower approach a far leader pose at the per-step limit instead of refusing to start."""
     overwrite: bool = False
-    """Replace an existing dataset with the same repo_id."""
+    """Replace an existing dataset with the same repo_id (the old one is removed only once the new one is
+    complete)."""
+    resume: bool = False
+    """Append to an existing dataset, and first merge the episodes an interrupted (crashed) session left in
+    .<repo_id>.staging."""
+    controls: Literal["keys", "auto"] | None = None
+    """keys: Enter/space starts an episode and stops+saves it early, d discards, r re-records, q quits. auto:
+    episodes start by themselves (keys still work on a terminal). Default: keys on a real robot with a terminal,
+    auto with --sim or without a terminal."""
+    reset_seconds: float = 0.0
+    """auto controls: pause between episodes to reset the scene."""
 
 
 @dataclasses.dataclass
@@ -52,6 +65,8 @@ class RunArgs:
     move_to_start: bool = False
     """Allow the first action of an episode to be far from the arm's pose: the arm approaches it at the per-step
     limit. Without it such a start is refused (FarFromStartError)."""
+    cameras: CameraArgs = dataclasses.field(default_factory=CameraArgs)
+    """Base and wrist cameras (--cameras.backend opencv|realsense, --cameras.base 0, --cameras.wrist 2 ...)."""
 
 
 def run_robot(robot, cameras, args: RunArgs) -> RobotEnvironment:
@@ -81,15 +96,21 @@ def run_robot(robot, cameras, args: RunArgs) -> RobotEnvironment:
 def collect_robot(
     robot, cameras, leader, args: CollectArgs, *, features: dict, robot_type: str, vectors, next_state_actions=None
 ) -> int:
-    """Record `args.num_episodes` teleoperated episodes of a connected robot into a LeRobot dataset, always
-    disconnect. `leader(t)` gives the commanded action at step t, `vectors(action)` the frame's state/action
-    features. Returns the number of episodes written."""
+    """Record teleoperated episodes of a connected robot into a LeRobot dataset until `args.num_episodes` are
+    kept (see robot_common.controls for the keys), always disconnect. `leader(t)` gives the commanded action at
+    step t, `vectors(action)` the frame's state/action features. Returns the number of episodes kept."""
     robot.allow_move_to_start = args.move_to_start
-    recorder = EpisodeRecorder(
-        args.repo_id, fps=args.fps, features=features, robot_type=robot_type, overwrite=args.overwrite
-    )
     try:
-        n = record_episodes(
+        recorder = EpisodeRecorder(
+            args.repo_id,
+            fps=args.fps,
+            features=features,
+            robot_type=robot_type,
+            overwrite=args.overwrite,
+            resume=args.resume,
+        )
+        controls = make_controls(args.controls, sim=args.sim, reset_seconds=args.reset_seconds)
+        stats = record_episodes(
             robot,
             cameras,
             leader,
@@ -98,12 +119,13 @@ def collect_robot(
             num_episodes=args.num_episodes,
             episode_steps=args.episode_steps,
             fps=args.fps,
-            realtime=not args.sim,
+            realtime=not args.sim or controls.mode == "keys",
             vectors=vectors,
             image_keys=IMAGE_KEYS,
             next_state_actions=next_state_actions,
+            controls=controls,
         )
     finally:
         robot.disconnect()
-    print(f"recorded {n} episodes into {recorder.final}")
-    return n
+    print(f"recorded {stats.episodes_kept} episodes into {recorder.final}")
+    return stats.episodes_kept

@@ -12,6 +12,7 @@ import logging
 import numpy as np
 import tyro
 
+from robot_common.cameras import make_cameras
 from robot_common.cli import CollectArgs
 from robot_common.cli import collect_robot
 from robot_common.rotations import pose7_to_pose9
@@ -41,7 +42,7 @@ def main(args: Args) -> int:
     # Collection works in joint space; both spaces are recorded in every frame.
     arm = common.make_arm("qpos", args.sim, args.robot_sn, teach=teach, motion=args.motion)
     arm.connect()
-    hw = (args.image_height, args.image_width)
+    hw = args.cameras.hw
     if args.sim:
         from robot_flexiv.sim import scripted_leader_qpos
 
@@ -56,7 +57,7 @@ def main(args: Args) -> int:
             leader = script
     else:  # kinesthetic teaching: the leader is the arm itself, moved by hand
         leader = lambda t: arm.qpos()  # noqa: E731
-    cameras = common.make_cameras(arm, args.sim, hw)
+    cameras = make_cameras(arm, args.cameras, args.sim)
 
     def vectors(target):
         p, r = kinematics.fk(target[:7]) if args.sim else (None, None)

@@ -14,6 +14,7 @@ import logging
 
 import tyro
 
+from robot_common.cameras import make_cameras
 from robot_common.cli import CollectArgs
 from robot_common.cli import collect_robot
 from robot_piper import common
@@ -31,8 +32,8 @@ class Args(CollectArgs):
 def main(args: Args) -> int:
     robot = common.make_robot(args.sim, args.can_name, interface=args.can_interface, leader=True)
     robot.connect()
-    hw = (args.image_height, args.image_width)
-    cameras = common.make_cameras(robot, args.sim, hw)
+    hw = args.cameras.hw
+    cameras = make_cameras(robot, args.cameras, args.sim)
     robot.wait_for_master()
     leader = lambda t: robot.master_targets()  # noqa: E731
     return collect_robot(
