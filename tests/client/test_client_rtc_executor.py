@@ -8,6 +8,7 @@ import pytest
 
 from openpi_client import base_policy
 from openpi_client.rtc import DelayEstimator
+from openpi_client.rtc import PolicyServerLostError
 from openpi_client.rtc import make_executor
 from openpi_client.runtime import environment as _environment
 from openpi_client.runtime import runtime as _runtime
@@ -153,6 +154,36 @@ def test_executor_survives_a_failing_server_by_holding():
     assert set(np.unique(np.diff(executed))) <= {0.0, 1.0}
 
 
+@pytest.mark.parametrize("kind", ["rtc", "naive", "ensemble"])
+def test_a_hanging_server_is_held_then_reported_as_lost(kind):
+    """After two chunks the server never answers again: the executor repeats the last action (no jump, no drift) and
+    raises PolicyServerLostError once it has held for max_hold_s, instead of holding forever."""
+
+    class Hangs(LinePolicy):
+        gate = threading.Event()
+
+        def infer(self, obs):
+            if len(self.requests) >= 2:
+                self.gate.wait(10)
+            return super().infer(obs)
+
+    policy = Hangs(horizon=6)
+    ex = make_executor(kind, policy, control_hz=HZ, execution_horizon=2, max_hold_s=0.3)
+    env = StepEnv()
+    runtime = _runtime.Runtime(env, policy_agent.PolicyAgent(ex), [], max_hz=HZ, max_episode_steps=500)
+    start = time.monotonic()
+    with pytest.raises(PolicyServerLostError, match="max_hold_s=0.3"):
+        runtime.run()
+    took = time.monotonic() - start
+    Hangs.gate.set()
+    ex.close()
+    executed = np.stack(env.actions)[:, 0]
+    held = int(np.argmax(executed == executed[-1]))  # first step of the final hold
+    assert len(executed) < 500 and 0.3 <= took < 1.5
+    assert np.all(executed[held:] == executed[-1]) and len(executed) - held >= 0.3 * HZ - 2
+    assert ex.metrics.held_steps >= len(executed) - held - 1
+
+
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="chunking='fast'"):
         make_executor("fast", LinePolicy(), control_hz=HZ)
@@ -160,3 +191,5 @@ def test_bad_arguments_are_named():
         make_executor("rtc", LinePolicy(), control_hz=HZ, on_late="jump")
     with pytest.raises(ValueError, match="control_hz"):
         make_executor("rtc", LinePolicy(), control_hz=0)
+    with pytest.raises(ValueError, match="max_hold_s"):
+        make_executor("naive", LinePolicy(), control_hz=HZ, max_hold_s=0)

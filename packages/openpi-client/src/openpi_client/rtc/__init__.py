@@ -6,6 +6,7 @@ one action per control step; see `executor.py` for the modes and `metrics.py` fo
 
 from openpi_client.rtc.executor import KINDS
 from openpi_client.rtc.executor import AsyncChunkExecutor
+from openpi_client.rtc.executor import PolicyServerLostError
 from openpi_client.rtc.executor import SyncChunkExecutor
 from openpi_client.rtc.executor import TemporalEnsembleExecutor
 from openpi_client.rtc.executor import make_executor
@@ -19,5 +20,6 @@ __all__ = [
     "ExecutionMetrics",
     "SyncChunkExecutor",
     "TemporalEnsembleExecutor",
+    "PolicyServerLostError",
     "make_executor",
 ]

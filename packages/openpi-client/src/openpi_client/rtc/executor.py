@@ -13,7 +13,9 @@ robot's rate) and returns `{"actions": <one action>}`, so they drop in where `Ac
   mean of every chunk's prediction for it, w_i = exp(-m i), i = 0 the oldest.
 
 If the next chunk is late and the current one runs out, the executor holds the last action (or, with
-`on_late="slow"`, first stretches the tail of the chunk to half speed); it never jumps.
+`on_late="slow"`, first stretches the tail of the chunk to half speed); it never jumps. If it has held for longer
+than `max_hold_s` (the server died, hangs, or the network is gone), `infer` raises `PolicyServerLostError`: the
+robot stays where the last command put it and the run ends with a clear error instead of waiting forever.
 """
 
 from __future__ import annotations
@@ -32,6 +34,11 @@ logger = logging.getLogger("openpi_client.rtc")
 
 KINDS = ("rtc", "naive", "sync", "ensemble")
 RETRY_AFTER_ERROR_S = 0.5
+DEFAULT_MAX_HOLD_S = 5.0
+
+
+class PolicyServerLostError(TimeoutError):
+    """No new chunk arrived while the robot held its last action for longer than `max_hold_s`."""
 
 
 def _chunk_of(reply: dict) -> np.ndarray:
@@ -44,11 +51,22 @@ def _chunk_of(reply: dict) -> np.ndarray:
 
 
 class _Executor(_base_policy.BasePolicy):
-    def __init__(self, policy: _base_policy.BasePolicy, *, control_hz: float, execution_horizon: int | None = None):
+    def __init__(
+        self,
+        policy: _base_policy.BasePolicy,
+        *,
+        control_hz: float,
+        execution_horizon: int | None = None,
+        max_hold_s: float | None = DEFAULT_MAX_HOLD_S,
+    ):
         if control_hz <= 0:
             raise ValueError(f"control_hz must be > 0, got {control_hz}")
         if execution_horizon is not None and execution_horizon < 1:
             raise ValueError(f"execution_horizon must be >= 1, got {execution_horizon}")
+        if max_hold_s is not None and max_hold_s <= 0:
+            raise ValueError(f"max_hold_s must be > 0 seconds (or None: hold forever), got {max_hold_s}")
+        self.max_hold_s = max_hold_s
+        self._held_since: float | None = None
         self._policy = policy
         self.control_hz = float(control_hz)
         self._execution_horizon = execution_horizon
@@ -61,7 +79,18 @@ class _Executor(_base_policy.BasePolicy):
         return chunk, time.monotonic() - start
 
     def _emit(self, action: np.ndarray, *, swapped=False, held=False, slowed=False) -> dict:
-        self.metrics.record_step(action, time.monotonic(), swapped=swapped, held=held, slowed=slowed)
+        now = time.monotonic()
+        if not held:
+            self._held_since = None
+        elif self._held_since is None:
+            self._held_since = now
+        elif self.max_hold_s is not None and now - self._held_since > self.max_hold_s:
+            raise PolicyServerLostError(
+                f"no new action chunk for {now - self._held_since:.1f}s (max_hold_s={self.max_hold_s}): the policy "
+                f"server is gone or hangs ({self.metrics.inference_errors} failed requests). The robot holds its last command; "
+                "check the server (its log, GET /healthz), then restart the client."
+            )
+        self.metrics.record_step(action, now, swapped=swapped, held=held, slowed=slowed)
         self._last_action = action
         return {"actions": action}
 
@@ -72,6 +101,7 @@ class _Executor(_base_policy.BasePolicy):
         self.close()
         self._policy.reset()
         self._last_action = None
+        self._held_since = None
         self.metrics.reset_history()
 
 
@@ -79,7 +109,7 @@ class SyncChunkExecutor(_Executor):
     """Execute `execution_horizon` actions (default: the whole chunk) of every chunk, then query again."""
 
     def __init__(self, policy, *, control_hz: float, execution_horizon: int | None = None):
-        super().__init__(policy, control_hz=control_hz, execution_horizon=execution_horizon)
+        super().__init__(policy, control_hz=control_hz, execution_horizon=execution_horizon, max_hold_s=None)
         self._chunk: np.ndarray | None = None
         self._t = 0
 
@@ -115,8 +145,9 @@ class AsyncChunkExecutor(_Executor):
         execution_horizon: int | None = None,
         delay_window: int = 10,
         on_late: str = "hold",
+        max_hold_s: float | None = DEFAULT_MAX_HOLD_S,
     ):
-        super().__init__(policy, control_hz=control_hz, execution_horizon=execution_horizon)
+        super().__init__(policy, control_hz=control_hz, execution_horizon=execution_horizon, max_hold_s=max_hold_s)
         if on_late not in ("hold", "slow"):
             raise ValueError(f"on_late={on_late!r}: use 'hold' (repeat the last action) or 'slow' (half speed)")
         self.rtc = rtc
@@ -234,8 +265,16 @@ class AsyncChunkExecutor(_Executor):
 class TemporalEnsembleExecutor(_Executor):
     """ACT-style temporal ensembling over chunks requested back to back by an inference thread."""
 
-    def __init__(self, policy, *, control_hz: float, coeff: float = 0.01, max_chunks: int = 64):
-        super().__init__(policy, control_hz=control_hz)
+    def __init__(
+        self,
+        policy,
+        *,
+        control_hz: float,
+        coeff: float = 0.01,
+        max_chunks: int = 64,
+        max_hold_s: float | None = DEFAULT_MAX_HOLD_S,
+    ):
+        super().__init__(policy, control_hz=control_hz, max_hold_s=max_hold_s)
         self.coeff = coeff
         self._max_chunks = max_chunks
         self._lock = threading.Lock()
@@ -309,14 +348,22 @@ def make_executor(
     execution_horizon: int | None = None,
     on_late: str = "hold",
     ensemble_coeff: float = 0.01,
+    max_hold_s: float | None = DEFAULT_MAX_HOLD_S,
 ) -> _Executor:
-    """`kind` in rtc | naive | sync | ensemble (see the module docstring)."""
+    """`kind` in rtc | naive | sync | ensemble (see the module docstring). `max_hold_s`: how long the asynchronous
+    executors may hold the last action waiting for a chunk before `PolicyServerLostError` (None: forever); the
+    synchronous one waits in the request itself (the websocket client raises when the connection drops)."""
     if kind == "rtc" or kind == "naive":
         return AsyncChunkExecutor(
-            policy, control_hz=control_hz, rtc=kind == "rtc", execution_horizon=execution_horizon, on_late=on_late
+            policy,
+            control_hz=control_hz,
+            rtc=kind == "rtc",
+            execution_horizon=execution_horizon,
+            on_late=on_late,
+            max_hold_s=max_hold_s,
         )
     if kind == "sync":
         return SyncChunkExecutor(policy, control_hz=control_hz, execution_horizon=execution_horizon)
     if kind == "ensemble":
-        return TemporalEnsembleExecutor(policy, control_hz=control_hz, coeff=ensemble_coeff)
+        return TemporalEnsembleExecutor(policy, control_hz=control_hz, coeff=ensemble_coeff, max_hold_s=max_hold_s)
     raise ValueError(f"chunking={kind!r}: use one of {', '.join(KINDS)}")
