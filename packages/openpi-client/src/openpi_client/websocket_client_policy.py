@@ -15,6 +15,9 @@ from openpi_client import msgpack_numpy
 logger = logging.getLogger("openpi_client")
 
 
+CLOSE_TIMEOUT_S = 2.0  # close() waits this long for a hung server's close frame, then drops the TCP connection
+
+
 def _connect(uri: str, **kwargs):
     """A long-lived connection (not a context manager); websockets >= 16 wants `legacy=True` said explicitly."""
     try:
@@ -60,7 +63,14 @@ class WebsocketClientPolicy(_base_policy.BasePolicy):
         headers = {"Authorization": f"Api-Key {self._api_key}"} if self._api_key else None
         while True:
             try:
-                conn = _connect(self._uri, compression=None, max_size=None, additional_headers=headers, open_timeout=30)
+                conn = _connect(
+                    self._uri,
+                    compression=None,
+                    max_size=None,
+                    additional_headers=headers,
+                    open_timeout=30,
+                    close_timeout=CLOSE_TIMEOUT_S,
+                )
                 metadata = msgpack_numpy.unpackb(conn.recv())
                 return conn, metadata
             except websockets.exceptions.InvalidStatus as e:

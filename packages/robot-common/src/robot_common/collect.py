@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 
+from robot_common.camera_sync import grab
 from robot_common.controls import CollectStats
 from robot_common.controls import Controls
 from robot_common.controls import EpisodeStats
@@ -128,8 +129,9 @@ class _Episode:
                 break
             target = np.asarray(self.leader(t), dtype=np.float64)
             frame = dict(self.vectors(target))
+            images = grab({cam: self.cameras[cam] for cam in self.image_keys})  # concurrent: one instant per step
             for cam, key in self.image_keys.items():
-                frame[key] = self.cameras[cam].read()
+                frame[key] = images[cam]
             self.robot.command(target)
             if self.nsa:
                 if pending is not None:

@@ -78,6 +78,7 @@ def run_policy(
     api_key: str | None = None,
     chunking: str = "rtc",
     on_late: str = "hold",
+    max_hold_s: float | None = 5.0,
     policy=None,
 ):
     """Connect to `serve_policy` and run the chunk executor picked by `chunking` (openpi_client.rtc: rtc, naive,
@@ -95,7 +96,14 @@ def run_policy(
         logger.warning("the server does not advertise RTC (upstream openpi?): chunks will switch naively")
     if chunking == "sync" and action_horizon is None:
         action_horizon = int(meta.get("action_horizon", 10))
-    executor = make_executor(chunking, client, control_hz=control_hz, execution_horizon=action_horizon, on_late=on_late)
+    executor = make_executor(
+        chunking,
+        client,
+        control_hz=control_hz,
+        execution_horizon=action_horizon,
+        on_late=on_late,
+        max_hold_s=max_hold_s,
+    )
     logger.info("server metadata %s; %s chunking at %.0f Hz", meta, chunking, control_hz)
     start = time.time()
     try:
@@ -109,5 +117,7 @@ def run_policy(
         ).run()
     finally:
         executor.close()
+        if policy is None:
+            client.close()  # also ends a request stuck on a hung server
     logger.info("done in %.1fs; %s", time.time() - start, executor.metrics.format())
     return executor

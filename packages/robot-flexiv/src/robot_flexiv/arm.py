@@ -15,6 +15,7 @@ from robot_common.rotations import pose7_to_pose9
 from robot_common.rotations import pose9_to_pose7
 from robot_common.rotations import quat_continuous
 from robot_flexiv import DIMS
+from robot_flexiv import common
 from robot_flexiv.kinematics import Q_HIGH
 from robot_flexiv.kinematics import Q_LOW
 
@@ -45,6 +46,7 @@ class FlexivArm(Robot):
         self.backend, self.mode, self.teach = backend, mode, teach
         self.state_dim = DIMS[mode]
         self.limits = LIMITS[mode]
+        self.dim_names = tuple(common.QPOS_NAMES if mode == "qpos" else common.POSE_NAMES)  # clamp log lines
 
     def connect(self) -> None:
         self.backend.connect("teach" if self.teach else self.mode)

@@ -252,9 +252,8 @@ class AsyncChunkExecutor(_Executor):
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
+        _join_inference_thread(self._thread)
+        self._thread = None
 
     def reset(self) -> None:
         super().reset()
@@ -330,14 +329,23 @@ class TemporalEnsembleExecutor(_Executor):
     def close(self) -> None:
         self._stop.set()
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
+        _join_inference_thread(self._thread)
+        self._thread = None
 
     def reset(self) -> None:
         super().reset()
         with self._lock:
             self._chunks, self._step, self._obs = [], 0, None
+
+
+def _join_inference_thread(thread: threading.Thread | None, timeout_s: float = 2.0) -> None:
+    """Wait for the inference thread to finish its request; one stuck in a request to a hung server is a daemon
+    and is left behind (closing the client connection ends it) so the robot program can exit."""
+    if thread is None:
+        return
+    thread.join(timeout=timeout_s)
+    if thread.is_alive():
+        logger.warning("inference thread still waiting for the server after %.0fs; leaving it (daemon)", timeout_s)
 
 
 def make_executor(

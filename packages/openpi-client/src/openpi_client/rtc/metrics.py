@@ -127,7 +127,8 @@ class ExecutionMetrics:
             parts.append(f"round trip ms p50 {rt['p50']:.1f} p90 {rt['p90']:.1f} max {rt['max']:.1f}")
         if j["n"]:
             parts.append(
-                f"swap jump max {s['swap_max_jump']:.4f} (within-chunk p90 {s['within_chunk_jumps']['p90']:.4f})"
+                f"swap jump max {s['swap_max_jump']:.4f} (within-chunk p90 {s['within_chunk_jumps']['p90']:.4f}), "
+                f"swap jerk max {s['swap_jerk'].get('max', 0.0):.4f}"
             )
         parts.append(f"overruns {s['overruns']}, held {s['held_steps']}, slowed {s['slowed_steps']}")
         if s["inference_errors"]:

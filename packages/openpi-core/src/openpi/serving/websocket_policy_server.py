@@ -111,8 +111,10 @@ class WebsocketPolicyServer:
             await server.serve_forever()
 
     def shutdown(self) -> None:
+        """Stop serving (thread-safe, idempotent: a second call after the loop ended is a no-op)."""
         if self._server is not None and self._loop is not None:
-            self._loop.call_soon_threadsafe(self._server.close)
+            with contextlib.suppress(RuntimeError):  # the loop already closed: the server is down
+                self._loop.call_soon_threadsafe(self._server.close)
 
     def _process_request(self, connection, request: websockets.http11.Request):
         if request.path == "/healthz":
