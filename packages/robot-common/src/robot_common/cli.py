@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import Literal
 
 from robot_common.cameras import CameraArgs
+from robot_common.cameras import close_cameras
 from robot_common.collect import record_episodes
 from robot_common.controls import make_controls
 from robot_common.policy_loop import RobotEnvironment
 from robot_common.policy_loop import run_policy
-from robot_common.recorder import EpisodeRecorder
+from robot_common.raw_episodes import open_recorder
+
+logger = logging.getLogger("robot_common.cli")
 
 IMAGE_KEYS = {"base": "observation.images.base", "wrist": "observation.images.wrist"}
 
@@ -42,6 +46,10 @@ class CollectArgs:
     auto with --sim or without a terminal."""
     reset_seconds: float = 0.0
     """auto controls: pause between episodes to reset the scene."""
+    format: Literal["lerobot", "raw", "auto"] = "auto"
+    """lerobot: write the LeRobot dataset directly (needs lerobot). raw: one numpy .npz per episode in
+    .<repo_id>.raw/, converted later where lerobot is installed (`make flexiv-convert REPO=<repo_id>`). auto:
+    lerobot if it is installed in this Python, else raw."""
 
 
 @dataclasses.dataclass
@@ -67,6 +75,9 @@ class RunArgs:
     limit. Without it such a start is refused (FarFromStartError)."""
     cameras: CameraArgs = dataclasses.field(default_factory=CameraArgs)
     """Base and wrist cameras (--cameras.backend opencv|realsense, --cameras.base 0, --cameras.wrist 2 ...)."""
+    max_hold_s: float = 5.0
+    """rtc / naive / ensemble: if no new chunk arrives for this long while the arm holds its last command (server
+    died, hangs, network gone), stop with PolicyServerLostError instead of waiting forever. 0 = wait forever."""
 
 
 def run_robot(robot, cameras, args: RunArgs) -> RobotEnvironment:
@@ -74,8 +85,10 @@ def run_robot(robot, cameras, args: RunArgs) -> RobotEnvironment:
     sent to the arm (after the safety clamp), `env.metrics` the executor's metrics."""
     robot.connect()
     robot.allow_move_to_start = args.move_to_start
+    cams = {}
     try:
-        env = RobotEnvironment(robot, cameras(robot), args.prompt, max_steps=args.max_steps)
+        cams = cameras(robot)
+        env = RobotEnvironment(robot, cams, args.prompt, max_steps=args.max_steps)
         executor = run_policy(
             env,
             host=args.host,
@@ -86,10 +99,15 @@ def run_robot(robot, cameras, args: RunArgs) -> RobotEnvironment:
             api_key=args.api_key,
             chunking=args.chunking,
             on_late=args.on_late,
+            max_hold_s=args.max_hold_s or None,
         )
         env.metrics = executor.metrics
         return env
     finally:
+        close_cameras(cams)
+        robot.flush_clamp_log()
+        clamps = robot.clamp_stats.summary()
+        logger.info("safety clamps: %d limit, %d per-step", clamps["limit_commands"], clamps["step_commands"])
         robot.disconnect()
 
 
@@ -101,7 +119,8 @@ def collect_robot(
     step t, `vectors(action)` the frame's state/action features. Returns the number of episodes kept."""
     robot.allow_move_to_start = args.move_to_start
     try:
-        recorder = EpisodeRecorder(
+        recorder = open_recorder(
+            args.format,
             args.repo_id,
             fps=args.fps,
             features=features,

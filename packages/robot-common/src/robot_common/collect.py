@@ -92,7 +92,7 @@ def record_episodes(
         recorder.discard_episode()
         progress.note(f"interrupted: keeping {recorder.episodes} finished episodes")
     finally:
-        if recorder.episodes or recorder.recovered:
+        if (recorder.episodes or recorder.recovered) and getattr(recorder, "merges_on_close", True):
             progress.note(f"merging {recorder.episodes + recorder.recovered} episodes into {recorder.final} ...")
         stats.dataset = recorder.close()
         progress.note(stats.summary() + (f" -> {stats.dataset}" if stats.dataset else ""))
