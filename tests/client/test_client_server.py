@@ -215,3 +215,42 @@ def test_client_waits_for_a_late_server_and_gives_up_with_a_clear_error():
     with serve_in_thread(EchoPolicy(), port=port, metadata={"late": True}):
         t.join(timeout=20)
         assert box["client"].get_server_metadata() == {"late": True}
+
+
+def test_client_frames_are_exactly_packb_of_each_observation():
+    """The client packs into a reused buffer: every frame on the wire must still be packb(obs), also a small one
+    after a large one (no leftover bytes) and after a failed pack (the buffer is reset)."""
+    import asyncio
+
+    import websockets.asyncio.server
+
+    frames, ready, box = [], threading.Event(), {}
+    reply = msgpack_numpy.packb({"actions": np.zeros((2, 2), np.float32)})
+
+    async def handler(ws):
+        await ws.send(msgpack_numpy.packb({}))
+        async for message in ws:
+            frames.append(bytes(message))
+            await ws.send(reply)
+
+    async def main():
+        async with websockets.asyncio.server.serve(handler, "127.0.0.1", 0, max_size=None) as srv:
+            box["port"], box["loop"], box["srv"] = srv.sockets[0].getsockname()[1], asyncio.get_running_loop(), srv
+            ready.set()
+            await srv.serve_forever()
+
+    th = threading.Thread(target=lambda: asyncio.run(main()), daemon=True)
+    th.start()
+    assert ready.wait(10)
+    big = {"image": np.arange(300_000, dtype=np.uint8).reshape(500, 600), "state": np.ones(7, np.float32)}
+    small = {"state": np.full(3, 2.5, np.float64), "prompt": "pick"}
+    client = wcp.WebsocketClientPolicy("127.0.0.1", box["port"])
+    client.infer(big)
+    client.infer(small)
+    with pytest.raises(ValueError, match="Unsupported dtype"):
+        client.infer({"bad": np.zeros(2, complex)})
+    client.infer(small)
+    client.close()
+    box["loop"].call_soon_threadsafe(box["srv"].close)
+    th.join(timeout=10)
+    assert frames == [msgpack_numpy.packb(big), msgpack_numpy.packb(small), msgpack_numpy.packb(small)]
