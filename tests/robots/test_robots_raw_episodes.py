@@ -14,6 +14,7 @@ import subprocess
 import numpy as np
 import pytest
 import robots_crash_recorder as fake
+from robots_dataset_check import loads_through
 
 from robot_common import raw_episodes
 from robot_common.cameras import CameraArgs
@@ -77,35 +78,6 @@ def _square(img):
     return ys.mean(), xs.mean()
 
 
-def _loads_through(config_name, repo_id, root, dim, expected_state):
-    """Norm stats from the converted data, then a first training batch of `config_name` with the right shapes."""
-    from openpi import transforms
-    from openpi.shared import normalize
-    from openpi.training import config as _config
-    from openpi.training import data_loader
-    from openpi.training import norm_stats
-
-    base = _config.get_config(config_name)
-    cfg = dataclasses.replace(
-        base,
-        data=dataclasses.replace(base.data, repo_id=repo_id),
-        batch_size=2,
-        num_workers=0,
-        assets_base_dir=str(root / "assets"),
-    )
-    data_config, stats, frames = norm_stats.compute(cfg)
-    assert stats["state"].mean.shape == (dim,) and stats["actions"].mean.shape == (dim,)
-    normalize.save(cfg.assets_dirs / data_config.asset_id, stats)
-    obs, actions = next(iter(data_loader.create_data_loader(cfg, num_batches=1)))
-    assert tuple(obs.state.shape) == (2, 32) and tuple(actions.shape) == (2, cfg.model.action_horizon, 32)
-    assert tuple(obs.images["base_0_rgb"].shape[1:]) == (224, 224, 3)
-    state = transforms.Unnormalize({"state": stats["state"]}, use_quantiles=data_config.use_quantile_norm)(
-        {"state": np.asarray(obs.state)[0, :dim]}
-    )["state"]
-    np.testing.assert_allclose(state, expected_state, atol=1e-4)
-    return frames
-
-
 def test_flexiv_raw_collection_converts_into_a_dataset_both_configs_train_on(home, openpi_data_home, monkeypatch):
     from robot_flexiv import collect
     from robot_flexiv.sim import scripted_leader_qpos
@@ -167,7 +139,7 @@ def test_flexiv_raw_collection_converts_into_a_dataset_both_configs_train_on(hom
         ("pi05_flexiv_qpos_train", "observation.state.qpos", 8),
         ("pi05_flexiv_pose_train", "observation.state.pose", 10),
     ):
-        assert _loads_through(config_name, "fx_raw", home, dim, first[key].numpy()) == 22
+        assert loads_through(config_name, "fx_raw", home, dim, first[key].numpy()) == 22
 
 
 def test_flexiv_collect_in_the_flexiv_venv_picks_raw_and_converts_in_the_main_venv(home):

@@ -6,6 +6,7 @@ import pathlib
 
 import numpy as np
 import pytest
+from robots_dataset_check import loads_through
 
 from openpi.serving.websocket_policy_server import serve_in_thread
 from openpi_client import base_policy
@@ -54,9 +55,7 @@ def test_piper_collect_writes_a_dataset_the_training_config_reads(lerobot_env, o
     )
     _, stats, frames = norm_stats.compute(cfg)
     assert frames == 24 and stats["state"].mean.shape == (7,)
-    assert _loads_through(
-        "pi05_piper_pick_cube", "piper_test", lerobot_env, 7, ds[0]["observation.state"].numpy(), None
-    )
+    assert loads_through("pi05_piper_pick_cube", "piper_test", lerobot_env, 7, ds[0]["observation.state"].numpy())
     with pytest.raises(FileExistsError, match="--overwrite"):
         collect.main(collect.Args(repo_id="piper_test", num_episodes=1, episode_steps=2, sim=True))
 
@@ -108,36 +107,6 @@ def test_rotation6d_and_sim_kinematics_roundtrip():
     np.testing.assert_allclose(r2, r, atol=1e-3)
 
 
-def _loads_through(config_name, repo_id, root, dim, expected_state, openpi_data_home):
-    """Norm stats from the recorded data, then the first training batch of `config_name`: shapes, and the
-    normalized state maps back to the recorded one."""
-    from openpi import transforms
-    from openpi.shared import normalize
-    from openpi.training import config as _config
-    from openpi.training import data_loader
-    from openpi.training import norm_stats
-
-    base = _config.get_config(config_name)
-    cfg = dataclasses.replace(
-        base,
-        data=dataclasses.replace(base.data, repo_id=repo_id),
-        batch_size=2,
-        num_workers=0,
-        assets_base_dir=str(root / "assets"),
-    )
-    data_config, stats, frames = norm_stats.compute(cfg)
-    assert stats["state"].mean.shape == (dim,) and stats["actions"].mean.shape == (dim,)
-    normalize.save(cfg.assets_dirs / data_config.asset_id, stats)
-    obs, actions = next(iter(data_loader.create_data_loader(cfg, num_batches=1)))
-    assert tuple(obs.state.shape) == (2, 32) and tuple(actions.shape) == (2, cfg.model.action_horizon, 32)
-    assert tuple(obs.images["base_0_rgb"].shape[1:]) == (224, 224, 3)
-    state = transforms.Unnormalize({"state": stats["state"]}, use_quantiles=data_config.use_quantile_norm)(
-        {"state": np.asarray(obs.state)[0, :dim]}
-    )["state"]
-    np.testing.assert_allclose(state, expected_state, atol=1e-4)
-    return frames
-
-
 def test_flexiv_collect_records_both_spaces_consistently(lerobot_env, openpi_data_home):
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
@@ -168,7 +137,7 @@ def test_flexiv_collect_records_both_spaces_consistently(lerobot_env, openpi_dat
         ("pi05_flexiv_qpos_train", "observation.state.qpos", 8),
         ("pi05_flexiv_pose_train", "observation.state.pose", 10),
     ):
-        frames = _loads_through(config_name, "flexiv_test", lerobot_env, dim, first[key].numpy(), openpi_data_home)
+        frames = loads_through(config_name, "flexiv_test", lerobot_env, dim, first[key].numpy())
         assert frames == 10
 
 
