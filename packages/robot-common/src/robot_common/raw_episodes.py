@@ -415,13 +415,12 @@ def convert(args: ConvertArgs) -> pathlib.Path | None:
                     continue
                 for t, task in enumerate(tasks):
                     rec.add_frame({k: a[t] for k, a in arrays.items()}, task)
-                _journal(d, f.name, rec._tmp.name.removeprefix(".tmp_"))  # before it can become a staged episode
+                _journal(d, f.name, rec.pending_name)  # before it can become a staged episode
                 rec.save_episode()
                 _move_converted(f)
                 logger.info("converted %s (%d frames)", f.name, len(tasks))
         except BaseException:
-            rec.discard_episode()
-            rec._lock.release()
+            rec.abort()
             logger.error(
                 "conversion interrupted; the episodes converted so far are staged in %s: rerun with --resume",
                 p.staging,

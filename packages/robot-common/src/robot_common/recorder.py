@@ -314,13 +314,24 @@ class EpisodeRecorder:
         self._ds.save_episode()
         self._ds.finalize()
         _fsync_tree(self._tmp)
-        dst = self._tmp.with_name(self._tmp.name[len(".tmp_") :])
+        dst = self._tmp.with_name(self.pending_name)
         os.rename(self._tmp, dst)
         _fsync_dir(self.paths.staging)
         self._staged.append(dst)
         self._ds, self._tmp, self._frames = None, None, 0
         logger.info("saved episode %d (%s)", len(self._staged), dst.name)
         return True
+
+    @property
+    def pending_name(self) -> str | None:
+        """Staging name the episode being recorded gets when it is saved (None before its first frame)."""
+        return None if self._tmp is None else self._tmp.name[len(".tmp_") :]
+
+    def abort(self) -> None:
+        """Drop the episode being recorded and release the dataset lock without merging (finished episodes stay
+        staged for `--resume` / recover)."""
+        self.discard_episode()
+        self._lock.release()
 
     def discard_episode(self) -> None:
         """Drop the episode being recorded."""
