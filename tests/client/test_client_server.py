@@ -1,7 +1,10 @@
 """Real websocket server + clients on loopback: protocol, errors, auth, limits, concurrency, retries."""
 
+import asyncio
 import base64
+import contextlib
 import json
+import pathlib
 import socket
 import threading
 import time
@@ -9,6 +12,7 @@ import urllib.request
 
 import numpy as np
 import pytest
+import websockets.asyncio.server
 import websockets.sync.client
 
 from openpi.serving.websocket_policy_server import serve_in_thread
@@ -217,21 +221,10 @@ def test_client_waits_for_a_late_server_and_gives_up_with_a_clear_error():
         assert box["client"].get_server_metadata() == {"late": True}
 
 
-def test_client_frames_are_exactly_packb_of_each_observation():
-    """The client packs into a reused buffer: every frame on the wire must still be packb(obs), also a small one
-    after a large one (no leftover bytes) and after a failed pack (the buffer is reset)."""
-    import asyncio
-
-    import websockets.asyncio.server
-
-    frames, ready, box = [], threading.Event(), {}
-    reply = msgpack_numpy.packb({"actions": np.zeros((2, 2), np.float32)})
-
-    async def handler(ws):
-        await ws.send(msgpack_numpy.packb({}))
-        async for message in ws:
-            frames.append(bytes(message))
-            await ws.send(reply)
+@contextlib.contextmanager
+def _stock_server(handler):
+    """A plain websockets server (not ours) in a thread, to see exactly what the client puts on the wire."""
+    ready, box = threading.Event(), {}
 
     async def main():
         async with websockets.asyncio.server.serve(handler, "127.0.0.1", 0, max_size=None) as srv:
@@ -242,15 +235,76 @@ def test_client_frames_are_exactly_packb_of_each_observation():
     th = threading.Thread(target=lambda: asyncio.run(main()), daemon=True)
     th.start()
     assert ready.wait(10)
+    try:
+        yield box["port"]
+    finally:
+        box["loop"].call_soon_threadsafe(box["srv"].close)
+        th.join(timeout=10)
+
+
+def test_client_frames_are_exactly_packb_of_each_observation(monkeypatch):
+    """The client sends large arrays straight from their memory (one masked frame written by sendmsg): every frame
+    the server receives must still be packb(obs), also a small one after a large one and after a failed pack."""
+    frames = []
+    reply = msgpack_numpy.packb({"actions": np.zeros((2, 2), np.float32)})
+
+    async def handler(ws):
+        await ws.send(msgpack_numpy.packb({}))
+        async for message in ws:
+            frames.append(bytes(message))
+            await ws.send(reply)
+
+    sent_as_parts = []
+    send_parts = wcp._send_parts
+    monkeypatch.setattr(wcp, "_send_parts", lambda c, p: sent_as_parts.append(send_parts(c, p)) or sent_as_parts[-1])
+    rng = np.random.default_rng(1)
     big = {"image": np.arange(300_000, dtype=np.uint8).reshape(500, 600), "state": np.ones(7, np.float32)}
+    many = {
+        "images": {k: rng.integers(0, 255, (224, 224, 3), dtype=np.uint8) for k in "abc"},
+        "odd": rng.normal(size=(1001, 17)),  # 136 kB, offset not a multiple of 4: the mask key rotates
+        "wrist": rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)[::2],  # non-contiguous: packed inline
+        "prompt": "stack",
+    }
     small = {"state": np.full(3, 2.5, np.float64), "prompt": "pick"}
-    client = wcp.WebsocketClientPolicy("127.0.0.1", box["port"])
+    with _stock_server(handler) as port:
+        _send_all(port, big, many, small)
+    assert frames == [msgpack_numpy.packb(o) for o in (big, many, small, small, many)]
+    assert sent_as_parts == [True, True, True]  # the large observations took the scatter-gather path
+
+
+def _send_all(port, big, many, small):
+    client = wcp.WebsocketClientPolicy("127.0.0.1", port)
+    limit = int(pathlib.Path("/proc/sys/net/core/wmem_max").read_text())
+    assert client._ws.socket.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) >= min(wcp.SEND_BUFFER_BYTES, limit)
     client.infer(big)
+    client.infer(many)
     client.infer(small)
     with pytest.raises(ValueError, match="Unsupported dtype"):
         client.infer({"bad": np.zeros(2, complex)})
     client.infer(small)
+    client.infer(many)
     client.close()
-    box["loop"].call_soon_threadsafe(box["srv"].close)
-    th.join(timeout=10)
-    assert frames == [msgpack_numpy.packb(big), msgpack_numpy.packb(small), msgpack_numpy.packb(small)]
+
+
+def test_scatter_gather_send_steps_aside_when_extensions_are_negotiated():
+    """With permessage-deflate negotiated the frame must go through websockets (it compresses): _send_parts declines
+    and sends nothing, and the normal send delivers the message."""
+    got = []
+
+    async def handler(ws):
+        async for message in ws:
+            got.append(message)
+            await ws.send(b"ok")
+
+    obs = {"image": np.zeros((300, 300), np.uint8)}
+    parts = msgpack_numpy.PartsPacker().pack_parts(obs)
+    # A stock websockets server: compression is on by default there.
+    with (
+        _stock_server(handler) as port,
+        websockets.sync.client.connect(f"ws://127.0.0.1:{port}", compression="deflate") as conn,
+    ):
+        assert conn.protocol.extensions
+        assert wcp._send_parts(conn, parts) is False
+        conn.send(b"".join(parts))
+        assert conn.recv() == b"ok"
+    assert got == [msgpack_numpy.packb(obs)]
