@@ -20,6 +20,7 @@ import numpy as np
 import websockets.asyncio.server
 import websockets.sync.client
 
+from openpi.serving.websocket_policy_server import _read_in_large_chunks
 from openpi.serving.websocket_policy_server import serve_in_thread
 from openpi_client import base_policy
 from openpi_client import msgpack_numpy
@@ -56,12 +57,15 @@ def pct(xs):
 
 
 @contextlib.contextmanager
-def bare_echo_server():
-    """A bare websockets server answering every frame with the packed reply (no msgpack work, no policy)."""
+def bare_echo_server(tuned: bool = False):
+    """A bare websockets server answering every frame with the packed reply (no msgpack work, no policy).
+    `tuned`: with our server's socket read size (what the policy server sets on every connection)."""
     reply = msgpack_numpy.packb({"actions": np.zeros((50, 14), np.float32)})
     ready, box = threading.Event(), {}
 
     async def handler(ws):
+        if tuned:
+            _read_in_large_chunks(ws)
         async for _ in ws:
             await ws.send(reply)
 
@@ -82,9 +86,9 @@ def bare_echo_server():
 
 
 def serve_both() -> None:
-    """Child process: our server and the bare echo server; prints both ports, runs until stdin closes."""
-    with serve_in_thread(Echo()) as (_, port), bare_echo_server() as bare_port:
-        print(port, bare_port, flush=True)
+    """Child process: our server and the bare echo servers; prints the ports, runs until stdin closes."""
+    with serve_in_thread(Echo()) as (_, port), bare_echo_server() as bare_port, bare_echo_server(True) as tuned_port:
+        print(port, bare_port, tuned_port, flush=True)
         sys.stdin.read()
 
 
@@ -96,13 +100,12 @@ def run(obs, rounds: int = ROUNDS, block: int = BLOCK) -> dict[str, list[float]]
         [sys.executable, "-W", "ignore", __file__, "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
     try:
-        port, bare_port = map(int, child.stdout.readline().split())
+        port, bare_port, tuned_port = map(int, child.stdout.readline().split())
         client = websocket_client_policy.WebsocketClientPolicy("127.0.0.1", port)
         ours_ws = client._ws  # the same connection, driven with pre-packed bytes
-        url = f"ws://127.0.0.1:{bare_port}"
         with (
-            websockets.sync.client.connect(url, compression=None, max_size=None) as ws,
-            websockets.sync.client.connect(url, compression=None, max_size=None) as tuned_ws,
+            websockets.sync.client.connect(f"ws://127.0.0.1:{bare_port}", compression=None, max_size=None) as ws,
+            websockets.sync.client.connect(f"ws://127.0.0.1:{tuned_port}", compression=None, max_size=None) as tuned_ws,
         ):
             tuned_ws.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, websocket_client_policy.SEND_BUFFER_BYTES)
             paths = {
@@ -110,10 +113,10 @@ def run(obs, rounds: int = ROUNDS, block: int = BLOCK) -> dict[str, list[float]]
                 "ours": lambda: client.infer(obs),
                 "bare": lambda: (ws.send(request), ws.recv()),
                 # Breakdown: our server without client-side msgpack work; bare echo with client-side msgpack work;
-                # bare echo with our client's socket send buffer (the server side of the bare echo stays stock).
+                # bare echo with our socket settings (client send buffer, server read size) but no msgpack work.
                 "ours_server_raw_bytes": lambda: (ours_ws.send(request), ours_ws.recv()),
                 "bare_with_client_msgpack": lambda: (ws.send(packer.pack(obs)), msgpack_numpy.unpackb(ws.recv())),
-                "bare_with_our_send_buffer": lambda: (tuned_ws.send(request), tuned_ws.recv()),
+                "bare_with_our_socket_settings": lambda: (tuned_ws.send(request), tuned_ws.recv()),
             }
             times = {k: [] for k in paths}
             for _ in range(WARMUP):
@@ -148,12 +151,12 @@ def main():
     print("|---|---|---|")
     print(f"| bare websocket echo (same bytes) | {b50:.2f} | {b99:.2f} |")
     print(f"| openpi_client + WebsocketPolicyServer (echo policy) | {o50:.2f} | {o99:.2f} |")
-    for name in ("ours_server_raw_bytes", "bare_with_client_msgpack", "bare_with_our_send_buffer"):
+    for name in ("ours_server_raw_bytes", "bare_with_client_msgpack", "bare_with_our_socket_settings"):
         p50, p99 = pct(times[name])
         print(f"| breakdown: {name.replace('_', ' ')} | {p50:.2f} | {p99:.2f} |")
     print(f"| ratio (ours / bare), all round trips | {o50 / b50:.2f}x | {o99 / b99:.2f}x |")
-    tuned50, tuned99 = pct(times["bare_with_our_send_buffer"])
-    print(f"| ratio (ours / bare with our send buffer) | {o50 / tuned50:.2f}x | {o99 / tuned99:.2f}x |")
+    tuned50, tuned99 = pct(times["bare_with_our_socket_settings"])
+    print(f"| ratio (ours / bare with our socket settings) | {o50 / tuned50:.2f}x | {o99 / tuned99:.2f}x |")
     print(f"\np50 ratio per session: {', '.join(f'{r:.2f}x' for r in ratios)} (median {np.median(ratios):.2f}x)")
 
 
