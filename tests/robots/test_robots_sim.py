@@ -1,7 +1,6 @@
 """Piper and Flexiv clients on simulated arms: collection -> LeRobot dataset -> norm stats, and the policy
 client against a real loopback policy server."""
 
-import dataclasses
 import pathlib
 
 import numpy as np
@@ -31,8 +30,6 @@ def lerobot_env(tmp_path, monkeypatch):
 def test_piper_collect_writes_a_dataset_the_training_config_reads(lerobot_env, openpi_data_home):
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
-    from openpi.training import config as _config
-    from openpi.training import norm_stats
     from robot_piper import collect
 
     n = collect.main(
@@ -46,16 +43,8 @@ def test_piper_collect_writes_a_dataset_the_training_config_reads(lerobot_env, o
     item = ds[5]
     assert item["observation.state"].shape == (7,) and item["action"].shape == (7,)
     assert item["observation.images.wrist"].shape == (3, 32, 32) and item["task"] == "pick up the cube"
-    base = _config.get_config("pi05_piper_pick_cube")
-    cfg = dataclasses.replace(
-        base,
-        data=dataclasses.replace(base.data, repo_id="piper_test"),
-        batch_size=4,
-        assets_base_dir=str(lerobot_env / "assets"),
-    )
-    _, stats, frames = norm_stats.compute(cfg)
-    assert frames == 24 and stats["state"].mean.shape == (7,)
-    assert loads_through("pi05_piper_pick_cube", "piper_test", lerobot_env, 7, ds[0]["observation.state"].numpy())
+    # Norm stats (7-d state, all 24 frames) and the first training batch of the Piper config.
+    assert loads_through("pi05_piper_pick_cube", "piper_test", lerobot_env, 7, ds[0]["observation.state"].numpy()) == 24
     with pytest.raises(FileExistsError, match="--overwrite"):
         collect.main(collect.Args(repo_id="piper_test", num_episodes=1, episode_steps=2, sim=True))
 

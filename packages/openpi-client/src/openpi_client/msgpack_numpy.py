@@ -36,21 +36,9 @@ def pack_array(obj):
     return obj
 
 
-_dtypes: dict = {}  # dtype string -> np.dtype, filled as strings are seen (a handful per application)
-
-
-def _dtype(name) -> np.dtype:
-    dtype = _dtypes.get(name)
-    if dtype is None:
-        dtype = np.dtype(name)
-        if len(_dtypes) < 256:
-            _dtypes[name] = dtype
-    return dtype
-
-
 def unpack_array(obj):
     if b"__ndarray__" in obj:
-        return np.ndarray(buffer=obj[b"data"], dtype=_dtype(obj[b"dtype"]), shape=obj[b"shape"])
+        return np.ndarray(buffer=obj[b"data"], dtype=np.dtype(obj[b"dtype"]), shape=obj[b"shape"])
     if b"__npgeneric__" in obj:
         return np.dtype(obj[b"dtype"]).type(obj[b"data"])
     return obj

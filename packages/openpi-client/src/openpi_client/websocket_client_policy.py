@@ -59,6 +59,7 @@ class WebsocketClientPolicy(_base_policy.BasePolicy):
         self._parts_packer = msgpack_numpy.PartsPacker()
         _malloc.keep_large_buffers()
         self._ws, self._server_metadata = self._wait_for_server(retry_interval, retry_timeout)
+        self._send_parts_ok = _can_send_parts(self._ws)
 
     def get_server_metadata(self) -> dict:
         return self._server_metadata
@@ -102,8 +103,10 @@ class WebsocketClientPolicy(_base_policy.BasePolicy):
 
     def infer(self, obs: dict) -> dict:
         parts = self._parts_packer.pack_parts(obs)
-        if len(parts) == 1 or not _send_parts(self._ws, parts):
-            self._ws.send(b"".join(parts) if len(parts) > 1 else parts[0])
+        if len(parts) > 1 and self._send_parts_ok and len(parts) < _MAX_IOV:
+            _send_parts(self._ws, parts)
+        else:
+            self._ws.send(b"".join(parts))
         response = self._ws.recv()
         if isinstance(response, str):
             # The server sends its traceback as a text frame on error.
@@ -131,26 +134,29 @@ def _enlarge_send_buffer(conn) -> None:
 _MAX_IOV = 512  # well below the usual IOV_MAX (1024) of sendmsg
 
 
-def _send_parts(conn, parts: list) -> bool:
+def _can_send_parts(conn) -> bool:
+    """Whether `_send_parts` may write to this connection: plain TCP (not TLS), no negotiated extensions (they
+    would transform the payload), and a websockets with the internals it uses. Fixed for the connection's life."""
+    sock = getattr(conn, "socket", None)
+    protocol = getattr(conn, "protocol", None)
+    return (
+        sock is not None
+        and protocol is not None
+        and hasattr(conn, "send_context")
+        and not isinstance(sock, ssl.SSLSocket)
+        and not getattr(protocol, "extensions", None)
+    )
+
+
+def _send_parts(conn, parts: list) -> None:
     """Send one binary message made of `parts` without joining them: one masked frame (RFC 6455 5.2), each part
     masked on its own (the 4-byte key rotated to the part's offset) and all written by a single `sendmsg`.
 
     Saves the two full copies websockets would make (join + frame assembly). Runs inside the connection's own
-    send context (its lock and open-state check), so keepalive pings and close frames never interleave. Returns
-    False, having sent nothing, where this does not apply (TLS, negotiated extensions, a websockets without these
-    internals); the caller then sends normally.
+    send context (its lock and open-state check), so keepalive pings and close frames never interleave. Only for
+    connections `_can_send_parts` accepts, with fewer than `_MAX_IOV` parts.
     """
-    sock = getattr(conn, "socket", None)
-    protocol = getattr(conn, "protocol", None)
-    if (
-        sock is None
-        or protocol is None
-        or not hasattr(conn, "send_context")
-        or isinstance(sock, ssl.SSLSocket)
-        or getattr(protocol, "extensions", None)
-        or len(parts) + 1 > _MAX_IOV
-    ):
-        return False
+    sock = conn.socket
     size = sum(len(p) for p in parts)
     mask = secrets.token_bytes(4)
     if size < 126:
@@ -173,4 +179,3 @@ def _send_parts(conn, parts: list) -> bool:
                 sent -= len(buffers.pop(0))
             if sent:
                 buffers[0] = memoryview(buffers[0])[sent:]
-    return True
