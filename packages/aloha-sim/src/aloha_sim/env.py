@@ -14,6 +14,27 @@ TASKS = {
 }
 DEFAULT_PROMPTS = {"gym_aloha/AlohaTransferCube-v0": "Transfer cube", "gym_aloha/AlohaInsertion-v0": "Insert the peg"}
 FPS = 50
+# Cheaper software rendering (`fast_render=True`): gym-aloha's model renders a 4096^2 shadow map and 4x multisampling
+# for every frame whatever the image size, which dominates small images on a CPU (EGL/llvmpipe, 2 cores:
+# ~0.5 s -> ~0.07 s a 120x160 frame). A 1024^2 shadow map looks the same at these sizes; no multisampling leaves
+# aliased edges, so a policy trained on such frames should be evaluated with the same setting and image size.
+FAST_RENDER_QUALITY = {"shadowsize": 1024, "offsamples": 0}
+
+
+def set_render_quality(physics, *, fast: bool) -> None:
+    """Applies (or not) FAST_RENDER_QUALITY to a dm_control physics before its first render."""
+    if not fast:
+        return
+    if getattr(physics, "_contexts", None) is not None:
+        raise RuntimeError("set_render_quality must be called before the physics renders for the first time")
+    for key, value in FAST_RENDER_QUALITY.items():
+        setattr(physics.model.vis.quality, key, value)
+
+
+def object_state(physics) -> np.ndarray:
+    """Privileged simulator state: the free joints of the task's objects, float32 (transfer-cube: [7] = the cube's
+    xyz + wxyz quaternion, physics.data.qpos[16:23]; insertion: [14] = peg, socket)."""
+    return np.asarray(physics.data.qpos[16:], dtype=np.float32).copy()
 
 
 def make_gym_env(
@@ -22,12 +43,14 @@ def make_gym_env(
     max_episode_steps: int = 400,
     image_hw=(480, 640),
     render: bool = True,
+    fast_render: bool = False,
 ):
     """Creates the gym-aloha env with `obs_type="pixels_agent_pos"`, rendering only the top camera.
 
     gym-aloha renders three 480x640 cameras every step although it returns only `top`; rendering just the one it
     returns makes a step about 3x cheaper on a CPU and changes nothing the policy sees. `render=False` returns a
     black image instead (for evaluating scripted experts: software rendering is ~0.1 s a frame, physics ~1 ms).
+    `fast_render=True` applies FAST_RENDER_QUALITY (smaller shadow map, no multisampling).
     """
     if task not in TASKS:
         raise ValueError(f"task={task!r} is not a gym-aloha task; choose one of {sorted(TASKS)}")
@@ -38,6 +61,7 @@ def make_gym_env(
     env = gym.make(task, obs_type="pixels_agent_pos", max_episode_steps=max_episode_steps, disable_env_checker=True)
     inner = env.unwrapped
     dm_task = inner._env.task
+    set_render_quality(inner._env.physics, fast=fast_render)
     height, width = image_hw
     black = np.zeros((height, width, 3), np.uint8)
 
@@ -83,8 +107,19 @@ class AlohaSimEnvironment(_EnvironmentBase):
         *,
         max_episode_steps: int = 400,
         prompt: str | None = None,
+        privileged: bool = False,
+        image_hw: tuple[int, int] = (480, 640),
+        fast_render: bool = False,
     ):
-        self._env = make_gym_env(task, max_episode_steps=max_episode_steps)
+        """`privileged=True` adds obs["env_state"]: the object poses read from the simulator (`object_state`,
+        transfer-cube: float32[7] cube xyz + wxyz quaternion), as recorded by `aloha_sim.generate --privileged` in
+        `observation.environment_state`. `image_hw` / `fast_render`: render the top camera as the dataset was
+        rendered (e.g. (120, 160) and fast_render=True for `generate --image-height 120 --image-width 160
+        --fast-render`); the image is then resized with padding to 224x224 as always."""
+        self._env = make_gym_env(
+            task, max_episode_steps=max_episode_steps, image_hw=tuple(image_hw), fast_render=fast_render
+        )
+        self._privileged = privileged
         self._rng = np.random.default_rng(seed)
         self._prompt = prompt
         self._last_obs = None
@@ -122,6 +157,8 @@ class AlohaSimEnvironment(_EnvironmentBase):
     def _convert(self, gym_obs: dict) -> dict:
         self.last_frame = gym_obs["pixels"]["top"]
         obs = convert_observation(gym_obs)
+        if self._privileged:
+            obs["env_state"] = object_state(self._env.unwrapped._env.physics)
         if self._prompt:
             obs["prompt"] = self._prompt
         return obs

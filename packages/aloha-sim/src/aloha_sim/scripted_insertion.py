@@ -23,6 +23,7 @@ import numpy as np
 
 from aloha_sim.scripted import Waypoint
 from aloha_sim.scripted import _interpolate
+from aloha_sim.scripted import finger_midpoint
 from aloha_sim.scripted import quat_axis_angle
 from aloha_sim.scripted import quat_mul
 
@@ -78,11 +79,6 @@ def socket_mouth(physics) -> tuple[np.ndarray, np.ndarray]:
     xyz, rot = object_pose(physics, SOCKET_JOINT)
     axis = rot[:, 0]
     return xyz + SOCKET_HALF_LEN * axis, axis
-
-
-def finger_midpoint(physics, arm: str) -> np.ndarray:
-    xpos = physics.named.data.geom_xpos
-    return (xpos[f"vx300s_{arm}/10_left_gripper_finger"] + xpos[f"vx300s_{arm}/10_right_gripper_finger"]) / 2
 
 
 def _pick_plan(start: Waypoint, obj_xyz: np.ndarray, quat: np.ndarray, dz: float) -> list[Waypoint]:
