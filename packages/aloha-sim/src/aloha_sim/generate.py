@@ -99,6 +99,9 @@ class Args:
     privileged: bool = False
     """Also record the object poses from the simulator as `observation.environment_state` (transfer-cube: float32[7],
     the cube's xyz + wxyz quaternion = physics.data.qpos[16:23], at the same step as observation.state)."""
+    require_hold: bool = True
+    """Transfer-cube: keep an episode only if the cube is still in the left gripper, off the table, at its last step
+    (gym-aloha's reward 4 is also earned by a cube that touches the left fingers while falling)."""
     keep_failures: bool = False
     """Keep episodes whose replay did not reach reward 4 (off by default: the dataset holds successes only)."""
     max_attempts_factor: int = 3
@@ -131,6 +134,7 @@ class ScriptedEpisode:
     actions: np.ndarray  # [T, 14] float32
     qpos: np.ndarray  # [T, nq] the full physics qpos at each recorded observation (for rendering afterwards)
     max_reward: float
+    held_at_end: bool = True  # transfer-cube: the cube is in the left gripper at the end (scripted.held_by_left)
 
     @property
     def env_states(self) -> np.ndarray:
@@ -142,9 +146,11 @@ def rollout_scripted_episode(env, seed: int, episode_len: int, task: str = "gym_
     """Runs the scripted expert of `task` for the object poses of `seed` in lockstep with the joint-space env and
     returns a `ScriptedEpisode`. Nothing is rendered: create `env` with `render=False` and render the kept episodes
     with `render_episode`."""
+    from aloha_sim.scripted import held_by_left
     from aloha_sim.scripted import make_expert
 
-    expert = make_expert(resolve_task(task), seed)
+    gym_task = resolve_task(task)
+    expert = make_expert(gym_task, seed)
     obs, _ = env.reset(seed=seed)
     physics = env.unwrapped._env.physics
     states, actions, qpos, max_reward = [], [], [], 0.0
@@ -155,7 +161,8 @@ def rollout_scripted_episode(env, seed: int, episode_len: int, task: str = "gym_
         actions.append(action.astype(np.float32))
         obs, reward, _, _, _ = env.step(action)
         max_reward = max(max_reward, float(reward))
-    return ScriptedEpisode(np.stack(states), np.stack(actions), np.stack(qpos), max_reward)
+    held = held_by_left(physics) if gym_task == "gym_aloha/AlohaTransferCube-v0" else True
+    return ScriptedEpisode(np.stack(states), np.stack(actions), np.stack(qpos), max_reward, held)
 
 
 def render_episode(env, episode: ScriptedEpisode, image_hw: tuple[int, int]):
@@ -210,9 +217,11 @@ def generate(args: Args) -> GenerationReport:
         sim_seconds += time.time() - t0
         reward = episode.max_reward
         attempts += 1
-        ok = reward >= 4
+        ok = reward >= 4 and (episode.held_at_end or not args.require_hold)
         successes += ok
-        logging.info("episode seed=%d max_reward=%.0f %s", seed, reward, "ok" if ok else "failed")
+        logging.info(
+            "episode seed=%d max_reward=%.0f held=%s %s", seed, reward, episode.held_at_end, "ok" if ok else "failed"
+        )
         seed += 1
         if not ok and not args.keep_failures:
             continue

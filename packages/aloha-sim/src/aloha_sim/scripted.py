@@ -12,9 +12,10 @@ pose and the fingers' positions from that env's physics state, and
   fingers when the arm reaches away from y = 0.5: the open-loop plan missed cubes near y = 0.4 / 0.6),
 - servoes the *cube* (not the gripper) onto the meeting point once lifted, so the handover happens at one place
   whatever the cube's offset in the fingers,
-- plans the left grasp around where the cube actually is after it has settled, centres the left fingers on it
-  (y, z), and keeps the right fingers closed until the left ones have closed (the open-loop plan opened the right
-  gripper while the left one was still approaching and dropped the cube).
+- plans the left grasp around where the cube actually is after it has settled, centres the left fingers on it in y
+  (centring in z as well made a finger knock the cube out of the right grip), and keeps the right fingers closed
+  until the left ones have closed (the open-loop plan opened the right gripper while the left one was still
+  approaching and dropped the cube).
 
 `TransferCubeExpert.act(t, physics)` returns the 14-d joint action for step t; `rollout_transfer_cube` runs it in
 lockstep with the joint-space env; `python -m aloha_sim.scripted --num-seeds 200` measures its success rate.
@@ -39,6 +40,7 @@ APPROACH_DZ = 0.08
 LEFT_GRASP_OFFSET = np.array([0.02, 0.0, -0.02])
 LEFT_RETREAT_OFFSET = np.array([-0.1, 0.0, -0.02])
 CUBE_MEET_XYZ = np.array([0.0, 0.5, 0.25])  # where the right arm holds the cube for the handover
+LEFT_CENTRE_AXES = (1,)  # world axes on which the left fingers are centred on the cube before closing
 GRASP_GAIN, GRASP_LIMIT = 0.1, 0.05  # fraction of the finger-centring error added to the target per step (integral)
 CUBE_GAIN, CUBE_LIMIT = 0.05, 0.08  # same for the cube servo at the meeting point
 # Timeline (50 steps per second).
@@ -107,6 +109,18 @@ def cube_pose(physics) -> np.ndarray:
     return np.asarray(physics.data.qpos[adr : adr + 7], dtype=np.float32).copy()
 
 
+def held_by_left(physics) -> bool:
+    """The cube touches a left finger and is more than 5 cm above the table (a transfer that lasts, stricter than
+    gym-aloha's reward 4, which a momentary touch of the left fingers on a falling cube also earns)."""
+    if cube_xyz(physics)[2] < 0.05 + 0.02:
+        return False
+    for contact in physics.data.contact[: physics.data.ncon]:
+        names = {physics.model.id2name(contact.geom1, "geom"), physics.model.id2name(contact.geom2, "geom")}
+        if "red_box" in names and any(str(n).startswith("vx300s_left/") for n in names):
+            return True
+    return False
+
+
 class TransferCubeExpert:
     """Closed-loop scripted transfer-cube. Create one per episode with the sampled cube pose."""
 
@@ -172,9 +186,9 @@ class TransferCubeExpert:
                 Waypoint(T_RETREAT_END, retreat, self.q_left, 0.0),  # pull left
                 Waypoint(EPISODE_LEN, retreat, self.q_left, 0.0),
             ]
-        if T_LEFT_REPLAN + 10 <= t < T_LEFT_AT + 10:  # centre the left fingers on the cube (y, z)
+        if T_LEFT_REPLAN + 10 <= t < T_LEFT_AT + 10:  # centre the left fingers on the cube (y)
             err = cube_xyz(env_physics) - finger_midpoint(env_physics, "left")
-            err[0] = 0.0
+            err[[a for a in range(3) if a not in LEFT_CENTRE_AXES]] = 0.0
             self.left_corr = np.clip(self.left_corr + GRASP_GAIN * err, -GRASP_LIMIT, GRASP_LIMIT)
         lx, lq, lg = _interpolate(self.left, t)
         rx, rq, rg = _interpolate(self.right, t)
@@ -207,7 +221,8 @@ def make_expert(task: str, seed: int):
 
 def rollout_transfer_cube(env, seed: int, episode_len: int = EPISODE_LEN) -> tuple[np.ndarray, np.ndarray, float]:
     """Runs the expert in lockstep with the joint-space env (seeded reset, no rendering needed) and returns
-    (states [T,14], actions [T,14], max_reward)."""
+    (states [T,14], actions [T,14], max_reward); `held_by_left(env.unwrapped._env.physics)` afterwards tells
+    whether the cube is still in the left gripper at the end."""
     from gym_aloha.utils import sample_box_pose
 
     expert = TransferCubeExpert(sample_box_pose(seed))
@@ -228,16 +243,23 @@ def evaluate(num_seeds: int = 10, first_seed: int = 0) -> list[float]:
     from aloha_sim.env import make_gym_env
 
     env = make_gym_env("gym_aloha/AlohaTransferCube-v0", max_episode_steps=EPISODE_LEN + 1, render=False)
-    rewards, start = [], time.time()
+    physics = env.unwrapped._env.physics
+    rewards, held, start = [], 0, time.time()
     for seed in range(first_seed, first_seed + num_seeds):
         rewards.append(rollout_transfer_cube(env, seed)[2])
-        if rewards[-1] < 4:
-            print(f"[transfer-cube expert] seed {seed}: max reward {rewards[-1]:.0f}", flush=True)
+        kept = held_by_left(physics)
+        held += kept
+        if rewards[-1] < 4 or not kept:
+            print(
+                f"[transfer-cube expert] seed {seed}: max reward {rewards[-1]:.0f}, held at the end: {kept}", flush=True
+            )
     env.close()
     ok = sum(r >= 4 for r in rewards)
+    last = first_seed + num_seeds - 1
     print(
-        f"[transfer-cube expert] success (reward 4) on {ok}/{num_seeds} seeds {first_seed}..{first_seed + num_seeds - 1}"
-        f" ({100 * ok / num_seeds:.1f}%), {time.time() - start:.0f}s"
+        f"[transfer-cube expert] seeds {first_seed}..{last}: success (reward 4) {ok}/{num_seeds} "
+        f"({100 * ok / num_seeds:.1f}%), cube still held by the left gripper at the end {held}/{num_seeds} "
+        f"({100 * held / num_seeds:.1f}%); {time.time() - start:.0f}s"
     )
     return rewards
 
