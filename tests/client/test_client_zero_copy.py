@@ -1,5 +1,5 @@
-"""Zero-copy wire paths: PartsPacker (client) and unpackb_views (server) give exactly packb's bytes / unpackb's
-values, share memory where they should, and fall back safely on inputs that defeat the shortcut."""
+"""The server's zero-copy request decode: unpackb_views gives exactly unpackb's values (and errors), shares memory
+where it should, and falls back safely on inputs that defeat the shortcut."""
 
 import base64
 import json
@@ -62,40 +62,6 @@ def _observations():
 
 
 @pytest.mark.parametrize("name", list(_observations()))
-def test_parts_join_to_packb_and_big_arrays_are_views(name):
-    obj = _observations()[name]
-    packer = mn.PartsPacker()
-    for _ in range(2):  # reused packer: no state leaks between messages
-        parts = packer.pack_parts(obj)
-        assert b"".join(bytes(p) for p in parts) == mn.packb(obj)
-    views = [p for p in parts if isinstance(p, memoryview)]
-    big = [a for a in _arrays(obj) if a.nbytes >= 1 << 16 and a.flags.c_contiguous]
-    assert len(views) == len(big)
-    for v, a in zip(views, big, strict=True):
-        assert np.shares_memory(np.frombuffer(v, np.uint8), a)  # the array's own memory, not a copy
-
-
-def test_parts_packer_golden_cases_and_errors(golden_dir):
-    cases = json.loads((golden_dir / "msgpack_cases.json").read_text())
-    from test_client_wire import build
-
-    packer = mn.PartsPacker()
-    for case in cases["cases"]:
-        assert b"".join(map(bytes, packer.pack_parts(build(case["object"])))) == base64.b64decode(case["packed_b64"])
-    with pytest.raises(ValueError, match="Unsupported dtype"):
-        packer.pack_parts({"ok": np.zeros(1 << 17, np.uint8), "bad": np.zeros(2, complex)})
-    assert packer.pack_parts({"x": 1}) == [mn.packb({"x": 1})]  # nothing left over from the failed pack
-
-
-def test_parts_packer_falls_back_when_the_marker_occurs_in_user_data():
-    packer = mn.PartsPacker()
-    img = np.ones(1 << 17, np.uint8)
-    obj = {"img": img, "evil": packer._token + (0).to_bytes(2, "big")}  # the marker of the first array, verbatim
-    parts = packer.pack_parts(obj)
-    assert parts == [mn.packb(obj)]
-
-
-@pytest.mark.parametrize("name", list(_observations()))
 def test_unpackb_views_equals_unpackb_and_views_the_message(name):
     message = mn.packb(_observations()[name])
     out = mn.unpackb_views(message)
@@ -109,11 +75,17 @@ def test_unpackb_views_equals_unpackb_and_views_the_message(name):
 
 
 def test_unpackb_views_golden_cases(golden_dir):
+    from test_client_wire import REFUSED_GOLDEN_CASES
     from test_client_wire import check_decoded
 
     cases = json.loads((golden_dir / "msgpack_cases.json").read_text())
     for case in cases["cases"]:
-        check_decoded(mn.unpackb_views(base64.b64decode(case["packed_b64"])), case["decoded"])
+        packed = base64.b64decode(case["packed_b64"])
+        if case["name"] in REFUSED_GOLDEN_CASES:
+            with pytest.raises(mn.DecodeError, match=REFUSED_GOLDEN_CASES[case["name"]]):
+                mn.unpackb_views(packed)
+            continue
+        check_decoded(mn.unpackb_views(packed), case["decoded"])
 
 
 def test_unpackb_views_is_not_fooled_by_the_header_bytes_inside_other_fields(monkeypatch):
@@ -123,8 +95,8 @@ def test_unpackb_views_is_not_fooled_by_the_header_bytes_inside_other_fields(mon
     # array. (A msgpack str cannot contain them: 0xc4 0x0b is not UTF-8.)
     fake = b"junk" + sig + (1 << 16).to_bytes(4, "big") + b"\x00" * (1 << 16) + b"tail"
     fallbacks = []
-    plain = mn.unpackb
-    monkeypatch.setattr(mn, "unpackb", lambda m: fallbacks.append(1) or plain(m))
+    plain = mn._unpackb_checked
+    monkeypatch.setattr(mn, "_unpackb_checked", lambda m, limits: fallbacks.append(1) or plain(m, limits))
     for obj in (
         {"blob": fake, "img": img},
         {"img": img, "blob": fake},
