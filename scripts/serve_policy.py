@@ -59,6 +59,11 @@ class Args:
     api_key: str | None = None
     """Require clients to send `Authorization: Api-Key <key>`."""
     max_message_mb: float = 64.0
+    """Largest request accepted, enforced by the websocket layer while the frame arrives (a larger one closes the
+    connection with 1009 before it is buffered)."""
+    debug_errors: bool = False
+    """Send clients the full server traceback of a failed request (default: a one-line error). For debugging on a
+    trusted network only: a traceback shows the server's paths and code to whoever sent the request."""
     pytorch_device: str | None = None
     """cuda / cpu for PyTorch checkpoints (default: cuda if available)."""
     warmup: bool = True
@@ -109,6 +114,8 @@ def main(args: Args) -> None:
         metadata=metadata,
         api_key=args.api_key,
         max_message_bytes=int(args.max_message_mb * 1024 * 1024),
+        debug_errors=args.debug_errors,
+        keep_large_buffers=True,  # a dedicated server process: keep its request buffers mapped (OPENPI_NO_MALLOPT=1: off)
     )
     server.serve_forever()
 

@@ -4,7 +4,6 @@ import asyncio
 import base64
 import contextlib
 import json
-import pathlib
 import socket
 import threading
 import time
@@ -137,20 +136,28 @@ def test_api_key_enforced_at_handshake():
         assert ok.infer(_obs(1))["actions"].shape == (10, 14)
 
 
-def test_policy_error_returns_traceback_and_server_keeps_serving():
+def test_policy_error_returns_one_line_and_server_keeps_serving():
     with serve_in_thread(EchoPolicy()) as (_, port):
         bad = wcp.WebsocketClientPolicy("127.0.0.1", port)
-        with pytest.raises(RuntimeError, match="(?s)Error in inference server.*Traceback.*policy exploded on purpose"):
+        with pytest.raises(RuntimeError, match="Error in inference server:\nValueError: policy exploded on purpose$"):
             bad.infer({"boom": True})
         with websockets.sync.client.connect(f"ws://127.0.0.1:{port}") as ws:
             ws.recv()
             ws.send(msgpack_numpy.packb({"boom": 1}))
-            assert "policy exploded" in ws.recv()
+            text = ws.recv()
+            assert text == "ValueError: policy exploded on purpose"  # no traceback, no server paths
             with pytest.raises(websockets.exceptions.ConnectionClosedError) as info:
                 ws.recv()
             assert info.value.rcvd.code == 1011
         good = wcp.WebsocketClientPolicy("127.0.0.1", port)
         assert good.infer(_obs(2))["id"] == 2
+
+
+def test_debug_errors_sends_the_traceback():
+    with serve_in_thread(EchoPolicy(), debug_errors=True) as (_, port):
+        client = wcp.WebsocketClientPolicy("127.0.0.1", port)
+        with pytest.raises(RuntimeError, match="(?s)Error in inference server.*Traceback.*policy exploded on purpose"):
+            client.infer({"boom": True})
 
 
 @pytest.mark.parametrize(
@@ -159,7 +166,7 @@ def test_policy_error_returns_traceback_and_server_keeps_serving():
         ("a text frame", "binary msgpack frame"),
         (b"\xc1\xc1\xc1", "not valid openpi msgpack"),
         (msgpack_numpy.packb([1, 2, 3]), "must be a msgpack map"),
-        (b"\x00" * 5000, "above the server limit of 4096 bytes"),
+        (msgpack_numpy.packb({"a": {"b": np.zeros(3, "<M8[s]")}}), "field 'a/b': dtype '<M8[s]' is a datetime"),
     ],
 )
 def test_malformed_requests_get_clear_errors(frame, message):
@@ -221,6 +228,25 @@ def test_client_waits_for_a_late_server_and_gives_up_with_a_clear_error():
         assert box["client"].get_server_metadata() == {"late": True}
 
 
+def test_oversized_request_is_refused_by_the_websocket_layer():
+    """A frame above --max-message-mb closes the connection with 1009 while it arrives; our client says why."""
+    policy = EchoPolicy()
+    with serve_in_thread(policy, max_message_bytes=64 * 1024) as (_, port):
+        with websockets.sync.client.connect(f"ws://127.0.0.1:{port}", max_size=None) as ws:
+            ws.recv()
+            ws.send(b"\x00" * (64 * 1024 + 1))
+            with pytest.raises(websockets.exceptions.ConnectionClosedError) as info:
+                ws.recv()
+            assert info.value.rcvd.code == 1009
+        client = wcp.WebsocketClientPolicy("127.0.0.1", port)
+        big = {"state": np.zeros(14, np.float32), "image": np.zeros((200, 200, 3), np.uint8)}
+        with pytest.raises(RuntimeError, match="refused the request as too large.*--max-message-mb"):
+            client.infer(big)
+        client = wcp.WebsocketClientPolicy("127.0.0.1", port)
+        assert client.infer({"state": np.zeros(14, np.float32)})["actions"].shape == (10, 14)
+    assert policy.calls == 1
+
+
 @contextlib.contextmanager
 def _stock_server(handler):
     """A plain websockets server (not ours) in a thread, to see exactly what the client puts on the wire."""
@@ -242,9 +268,8 @@ def _stock_server(handler):
         th.join(timeout=10)
 
 
-def test_client_frames_are_exactly_packb_of_each_observation(monkeypatch):
-    """The client sends large arrays straight from their memory (one masked frame written by sendmsg): every frame
-    the server receives must still be packb(obs), also a small one after a large one and after a failed pack."""
+def test_client_frames_are_exactly_packb_of_each_observation():
+    """Every frame the server receives is packb(obs) (upstream's bytes), also after a failed pack."""
     frames = []
     reply = msgpack_numpy.packb({"actions": np.zeros((2, 2), np.float32)})
 
@@ -254,57 +279,45 @@ def test_client_frames_are_exactly_packb_of_each_observation(monkeypatch):
             frames.append(bytes(message))
             await ws.send(reply)
 
-    sent_as_parts = []
-    send_parts = wcp._send_parts
-    monkeypatch.setattr(wcp, "_send_parts", lambda c, p: sent_as_parts.append(True) or send_parts(c, p))
     rng = np.random.default_rng(1)
     big = {"image": np.arange(300_000, dtype=np.uint8).reshape(500, 600), "state": np.ones(7, np.float32)}
     many = {
         "images": {k: rng.integers(0, 255, (224, 224, 3), dtype=np.uint8) for k in "abc"},
-        "odd": rng.normal(size=(1001, 17)),  # 136 kB, offset not a multiple of 4: the mask key rotates
-        "wrist": rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)[::2],  # non-contiguous: packed inline
+        "odd": rng.normal(size=(1001, 17)),
+        "wrist": rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)[::2],  # non-contiguous
         "prompt": "stack",
     }
     small = {"state": np.full(3, 2.5, np.float64), "prompt": "pick"}
     with _stock_server(handler) as port:
-        _send_all(port, big, many, small)
-    assert frames == [msgpack_numpy.packb(o) for o in (big, many, small, small, many)]
-    assert sent_as_parts == [True, True, True]  # the large observations took the scatter-gather path
+        client = wcp.WebsocketClientPolicy("127.0.0.1", port)
+        for obs in (big, many, small):
+            client.infer(obs)
+        with pytest.raises(ValueError, match="Unsupported dtype"):
+            client.infer({"bad": np.zeros(2, complex)})
+        client.infer(small)
+        client.close()
+    assert frames == [msgpack_numpy.packb(o) for o in (big, many, small, small)]
 
 
-def _send_all(port, big, many, small):
-    client = wcp.WebsocketClientPolicy("127.0.0.1", port)
-    limit = int(pathlib.Path("/proc/sys/net/core/wmem_max").read_text())
-    assert client._ws.socket.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) >= min(wcp.SEND_BUFFER_BYTES, limit)
-    client.infer(big)
-    client.infer(many)
-    client.infer(small)
-    with pytest.raises(ValueError, match="Unsupported dtype"):
-        client.infer({"bad": np.zeros(2, complex)})
-    client.infer(small)
-    client.infer(many)
-    client.close()
-
-
-def test_scatter_gather_send_steps_aside_when_extensions_are_negotiated():
-    """With permessage-deflate negotiated the frame must go through websockets (it compresses): the client does
-    not use _send_parts on such a connection, and the normal send delivers the message."""
-    got = []
+def test_client_refuses_a_reply_above_its_limit_and_bad_metadata():
+    big_reply = msgpack_numpy.packb({"actions": np.zeros((1024, 1024), np.float32)})  # 4 MiB
 
     async def handler(ws):
-        async for message in ws:
-            got.append(message)
-            await ws.send(b"ok")
+        await ws.send(msgpack_numpy.packb({}))
+        async for _ in ws:
+            await ws.send(big_reply)
 
-    obs = {"image": np.zeros((300, 300), np.uint8)}
-    parts = msgpack_numpy.PartsPacker().pack_parts(obs)
-    # A stock websockets server: compression is on by default there.
+    with _stock_server(handler) as port:
+        client = wcp.WebsocketClientPolicy("127.0.0.1", port, max_reply_bytes=1 << 20)
+        with pytest.raises(RuntimeError, match="above this client's max_reply_bytes"):
+            client.infer({"state": np.zeros(3)})
+        assert wcp.WebsocketClientPolicy("127.0.0.1", port).infer({})["actions"].shape == (1024, 1024)
+
+    async def not_a_policy_server(ws):
+        await ws.send("hello")
+
     with (
-        _stock_server(handler) as port,
-        websockets.sync.client.connect(f"ws://127.0.0.1:{port}", compression="deflate") as conn,
+        _stock_server(not_a_policy_server) as port,
+        pytest.raises(ConnectionError, match="did not send openpi policy-server metadata"),
     ):
-        assert conn.protocol.extensions
-        assert wcp._can_send_parts(conn) is False
-        conn.send(b"".join(parts))
-        assert conn.recv() == b"ok"
-    assert got == [msgpack_numpy.packb(obs)]
+        wcp.WebsocketClientPolicy("127.0.0.1", port, retry_timeout=1)

@@ -4,7 +4,9 @@ Each round trip allocates and frees several buffers of the observation's size (~
 With glibc's defaults such a buffer may be served by a fresh mmap, or freed memory may be trimmed from the heap,
 so every request page-faults half a megabyte again: measured here as 0.7 ms extra per round trip in some processes
 (bench/bench_client.py). Raising the mmap and trim thresholds keeps that memory in the heap for reuse.
-Only glibc is touched; set OPENPI_NO_MALLOPT=1 to opt out.
+Only glibc is touched, and only when asked: it changes how every allocation of the whole process behaves, so
+`WebsocketClientPolicy(keep_large_buffers=True)` and `WebsocketPolicyServer(keep_large_buffers=True)` opt in
+(`scripts/serve_policy.py` does, for its dedicated server process); OPENPI_NO_MALLOPT=1 turns even that off.
 """
 
 from __future__ import annotations

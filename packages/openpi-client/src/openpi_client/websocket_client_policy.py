@@ -3,28 +3,21 @@
 from __future__ import annotations
 
 import logging
-import secrets
-import socket
-import ssl
 import time
 
 import websockets.exceptions
+import websockets.frames
 import websockets.sync.client
 
 from openpi_client import _malloc
 from openpi_client import base_policy as _base_policy
 from openpi_client import msgpack_numpy
 
-try:
-    from websockets.speedups import apply_mask
-except ImportError:  # websockets without its C extension
-    from websockets.utils import apply_mask
-
 logger = logging.getLogger("openpi_client")
 
 
-SEND_BUFFER_BYTES = 4 * 1024 * 1024  # a whole observation fits the socket buffer: one sendmsg, no wait on the reader
 CLOSE_TIMEOUT_S = 2.0  # close() waits this long for a hung server's close frame, then drops the TCP connection
+DEFAULT_MAX_REPLY_BYTES = 16 * 1024 * 1024  # an action chunk is a few kB; the server's metadata frame too
 
 
 def _connect(uri: str, **kwargs):
@@ -50,16 +43,22 @@ class WebsocketClientPolicy(_base_policy.BasePolicy):
         *,
         retry_interval: float = 5.0,
         retry_timeout: float | None = None,
+        max_reply_bytes: int | None = DEFAULT_MAX_REPLY_BYTES,
+        keep_large_buffers: bool = False,
     ) -> None:
+        """`max_reply_bytes`: a larger reply (or metadata frame) closes the connection (1009) and `infer` raises.
+        `keep_large_buffers`: opt in to raising glibc's malloc mmap/trim thresholds for this whole process (see
+        `openpi_client._malloc`; off by default, it changes how every allocation of the robot process behaves)."""
         self._uri = host if host.startswith("ws") else f"ws://{host}"
         if port is not None:
             self._uri += f":{port}"
         self._api_key = api_key
-        # Large images go out as views of their own memory (see _send_parts); the rest is packed normally.
-        self._parts_packer = msgpack_numpy.PartsPacker()
-        _malloc.keep_large_buffers()
+        self._max_reply_bytes = max_reply_bytes
+        if keep_large_buffers:
+            _malloc.keep_large_buffers()
+        # Packs into one buffer kept across requests (no new ~0.5 MB allocation per observation), sent as a view.
+        self._packer = msgpack_numpy.Packer(autoreset=False)
         self._ws, self._server_metadata = self._wait_for_server(retry_interval, retry_timeout)
-        self._send_parts_ok = _can_send_parts(self._ws)
 
     def get_server_metadata(self) -> dict:
         return self._server_metadata
@@ -77,14 +76,12 @@ class WebsocketClientPolicy(_base_policy.BasePolicy):
                 conn = _connect(
                     self._uri,
                     compression=None,
-                    max_size=None,
+                    max_size=self._max_reply_bytes,
                     additional_headers=headers,
                     open_timeout=30,
                     close_timeout=CLOSE_TIMEOUT_S,
                 )
-                metadata = msgpack_numpy.unpackb(conn.recv())
-                _enlarge_send_buffer(conn)
-                return conn, metadata
+                break
             except websockets.exceptions.InvalidStatus as e:
                 code = e.response.status_code
                 if code == 401:
@@ -100,18 +97,45 @@ class WebsocketClientPolicy(_base_policy.BasePolicy):
                     ) from e
                 logger.info("Still waiting for server at %s (%s); retrying in %.1fs", self._uri, e, retry_interval)
                 time.sleep(retry_interval)
+        return conn, self._read_metadata(conn)
+
+    def _read_metadata(self, conn) -> dict:
+        try:
+            frame = conn.recv()
+            if isinstance(frame, str):
+                raise ValueError(f"got a text frame ({frame[:200]!r})")
+            metadata = msgpack_numpy.unpackb(frame)
+            if not isinstance(metadata, dict):
+                raise ValueError(f"metadata must be a map, got {type(metadata).__name__}")
+        except (ValueError, websockets.exceptions.ConnectionClosed) as e:
+            conn.close()
+            # Not retried: whatever answers there is not a policy server we can talk to.
+            raise ConnectionError(f"{self._uri} did not send openpi policy-server metadata: {_describe(e)}") from e
+        return metadata
 
     def infer(self, obs: dict) -> dict:
-        parts = self._parts_packer.pack_parts(obs)
-        if len(parts) > 1 and self._send_parts_ok and len(parts) < _MAX_IOV:
-            _send_parts(self._ws, parts)
-        else:
-            self._ws.send(b"".join(parts))
-        response = self._ws.recv()
+        try:
+            self._packer.pack(obs)
+            with self._packer.getbuffer() as message:
+                self._ws.send(message)
+        finally:
+            self._packer.reset()
+        try:
+            response = self._ws.recv()
+        except websockets.exceptions.ConnectionClosedError as e:
+            if _closed_for_size(e):
+                raise RuntimeError(f"Policy server {self._uri}: {_describe(e)}") from e
+            raise
         if isinstance(response, str):
-            # The server sends its traceback as a text frame on error.
+            # The server sends its error (one line, or a traceback with --debug-errors) as a text frame.
             raise RuntimeError(f"Error in inference server:\n{response}")
-        return msgpack_numpy.unpackb_views(response)
+        try:
+            reply = msgpack_numpy.unpackb(response)
+        except ValueError as e:  # msgpack's own errors are ValueErrors too
+            raise RuntimeError(f"Invalid reply from the policy server {self._uri}: {e}") from e
+        if not isinstance(reply, dict):
+            raise RuntimeError(f"Invalid reply from the policy server {self._uri}: a {type(reply).__name__}, not a map")
+        return reply
 
     def reset(self) -> None:
         pass
@@ -120,62 +144,20 @@ class WebsocketClientPolicy(_base_policy.BasePolicy):
         self._ws.close()
 
 
-def _enlarge_send_buffer(conn) -> None:
-    """Best effort: the kernel caps the size at net.core.wmem_max; a socket that refuses keeps its default."""
-    sock = getattr(conn, "socket", None)
-    if sock is not None:
-        try:
-            if sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) < SEND_BUFFER_BYTES:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
-        except OSError as e:
-            logger.debug("Could not enlarge the send buffer: %s", e)
+def _closed_for_size(e: websockets.exceptions.ConnectionClosed) -> bool:
+    return any(f is not None and f.code == websockets.frames.CloseCode.MESSAGE_TOO_BIG for f in (e.rcvd, e.sent))
 
 
-_MAX_IOV = 512  # well below the usual IOV_MAX (1024) of sendmsg
-
-
-def _can_send_parts(conn) -> bool:
-    """Whether `_send_parts` may write to this connection: plain TCP (not TLS), no negotiated extensions (they
-    would transform the payload), and a websockets with the internals it uses. Fixed for the connection's life."""
-    sock = getattr(conn, "socket", None)
-    protocol = getattr(conn, "protocol", None)
-    return (
-        sock is not None
-        and protocol is not None
-        and hasattr(conn, "send_context")
-        and not isinstance(sock, ssl.SSLSocket)
-        and not getattr(protocol, "extensions", None)
-    )
-
-
-def _send_parts(conn, parts: list) -> None:
-    """Send one binary message made of `parts` without joining them: one masked frame (RFC 6455 5.2), each part
-    masked on its own (the 4-byte key rotated to the part's offset) and all written by a single `sendmsg`.
-
-    Saves the two full copies websockets would make (join + frame assembly). Runs inside the connection's own
-    send context (its lock and open-state check), so keepalive pings and close frames never interleave. Only for
-    connections `_can_send_parts` accepts, with fewer than `_MAX_IOV` parts.
-    """
-    sock = conn.socket
-    size = sum(len(p) for p in parts)
-    mask = secrets.token_bytes(4)
-    if size < 126:
-        head = bytes((0x82, 0x80 | size))
-    elif size < 1 << 16:
-        head = bytes((0x82, 0x80 | 126)) + size.to_bytes(2, "big")
-    else:
-        head = bytes((0x82, 0x80 | 127)) + size.to_bytes(8, "big")
-    buffers = [head + mask]
-    keys = mask + mask
-    offset = 0
-    for part in parts:
-        r = offset & 3
-        buffers.append(apply_mask(part, keys[r : r + 4]))
-        offset += len(part)
-    with conn.send_context():
-        while buffers:
-            sent = sock.sendmsg(buffers)
-            while buffers and sent >= len(buffers[0]):
-                sent -= len(buffers.pop(0))
-            if sent:
-                buffers[0] = memoryview(buffers[0])[sent:]
+def _describe(e: Exception) -> str:
+    """A clear line for a connection closed because a message was too big (either side's limit)."""
+    if isinstance(e, websockets.exceptions.ConnectionClosed) and _closed_for_size(e):
+        if e.rcvd is None or e.rcvd_then_sent is False:  # we closed first: our limit
+            return (
+                f"the server's message was above this client's max_reply_bytes ({e.sent.reason if e.sent else e}); "
+                "raise max_reply_bytes if the server really sends that much"
+            )
+        return (
+            f"the server refused the request as too large ({e.rcvd.reason}); send smaller images (e.g. "
+            "image_tools.resize_with_pad to 224x224) or restart the server with a larger --max-message-mb"
+        )
+    return str(e)

@@ -2,12 +2,15 @@
 
 Protocol: on connect the server sends the metadata (msgpack, binary frame). Then for every binary request frame
 (a msgpack map of observation fields) it replies with the policy's action dict plus
-`server_timing = {"infer_ms", "prev_total_ms"}`. On any error it sends the error text (a traceback, or a one-line
-message naming the bad field for malformed requests) as a *text* frame and closes the connection with 1011; the
-server itself keeps serving other and later clients. `GET /healthz` answers `200 OK`.
+`server_timing = {"infer_ms", "prev_total_ms"}`. On any error it sends a one-line error text (naming the bad field
+for malformed requests; the full traceback only with `debug_errors=True`) as a *text* frame and closes the
+connection with 1011; the server itself keeps serving other and later clients. `GET /healthz` answers `200 OK`.
 
-Beyond upstream: optional API-key check at the handshake (401), a maximum request size with a clear error, and
-inference runs under a lock, so concurrent clients are serialized. A slow policy (a real model) runs in a worker
+Beyond upstream: optional API-key check at the handshake (401); a maximum request size enforced by the websocket
+layer while the frame arrives (a larger frame closes the connection with 1009 before it is buffered); requests are
+decoded by `msgpack_numpy.unpackb_views`, which refuses every dtype but bool / int / float and checks shapes, sizes,
+depth and counts (see `docs/serving.md`, threat model); inference runs under a lock, so concurrent clients are
+serialized. A slow policy (a real model) runs in a worker
 thread so the event loop (health checks, handshakes) stays responsive; a policy that answers within
 `inline_infer_ms` (an echo or replay policy, a tiny model) runs directly on the event loop, where the thread hop
 would cost more than the inference itself.
@@ -37,6 +40,10 @@ from openpi_client import msgpack_numpy
 logger = logging.getLogger("openpi.serving")
 
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+# Frames the websocket layer may queue per connection before it stops reading the socket (a client waits for each
+# reply, so one is enough; websockets' default of 16 would let one client park 16 x max_size of memory).
+MAX_QUEUED_FRAMES = 2
+MAX_ERROR_CHARS = 1000
 # asyncio reads a socket 256 kB at a time; a 450 kB observation then takes two reads and two parser passes.
 # Reading up to 4 MiB per call takes a typical request in one (bench/bench_client.py: ~5% of the round trip).
 READ_CHUNK_BYTES = 4 * 1024 * 1024
@@ -64,6 +71,8 @@ def decode_request(message: bytes | str, *, max_message_bytes: int | None) -> di
         )
     try:
         obs = msgpack_numpy.unpackb_views(message)
+    except msgpack_numpy.DecodeError as e:
+        raise RequestError(f"request refused: {e}") from e
     except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, ValueError, TypeError) as e:
         raise RequestError(
             f"request is not valid openpi msgpack ({type(e).__name__}: {e}); use openpi_client.msgpack_numpy.packb"
@@ -83,13 +92,19 @@ class WebsocketPolicyServer:
         api_key: str | None = None,
         max_message_bytes: int | None = DEFAULT_MAX_MESSAGE_BYTES,
         inline_infer_ms: float = 2.0,
+        debug_errors: bool = False,
+        keep_large_buffers: bool = False,
     ) -> None:
+        """`debug_errors`: send clients the full traceback of a failed request (default: one line).
+        `keep_large_buffers`: raise glibc's malloc thresholds for this process (`openpi_client._malloc`); meant for
+        a dedicated server process (scripts/serve_policy.py turns it on), not for a process that embeds the server."""
         self._policy = policy
         self._host = host
         self._port = port
         self._metadata = metadata or {}
         self._api_key = api_key
         self._max_message_bytes = max_message_bytes
+        self._debug_errors = debug_errors
         self._infer_lock = threading.Lock()
         self._inline_infer_s = inline_infer_ms / 1000
         # Slowest of the recent inference times; None until the first (threaded) call measured one.
@@ -99,7 +114,8 @@ class WebsocketPolicyServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.bound_port: int | None = None
         self._metadata_bytes = msgpack_numpy.packb(self._metadata)
-        _malloc.keep_large_buffers()
+        if keep_large_buffers:
+            _malloc.keep_large_buffers()
 
     def serve_forever(self) -> None:
         asyncio.run(self.run())
@@ -111,7 +127,8 @@ class WebsocketPolicyServer:
             self._host,
             self._port or 0,
             compression=None,
-            max_size=None,
+            max_size=self._max_message_bytes,
+            max_queue=MAX_QUEUED_FRAMES,
             process_request=self._process_request,
         ) as server:
             self._server = server
@@ -186,18 +203,29 @@ class WebsocketPolicyServer:
                 logger.info("Connection from %s closed", websocket.remote_address)
                 break
             except Exception as e:
-                text = str(e) if isinstance(e, RequestError) else traceback.format_exc()
                 if isinstance(e, RequestError):
                     logger.warning("Bad request from %s: %s", websocket.remote_address, e)
                 else:
                     logger.exception("Inference failed for %s", websocket.remote_address)
+                text = traceback.format_exc() if self._debug_errors else error_line(e)
                 with contextlib.suppress(websockets.exceptions.ConnectionClosed):
                     await websocket.send(text)
                     await websocket.close(
                         code=websockets.frames.CloseCode.INTERNAL_ERROR,
-                        reason="Internal server error. Traceback included in previous frame.",
+                        reason="Internal server error. Error text in the previous frame.",
                     )
                 break
+
+
+def error_line(e: BaseException) -> str:
+    """The one-line error a client gets by default: what went wrong, without the server's traceback."""
+    if isinstance(e, RequestError):
+        text = str(e)
+    else:
+        detail = e.args[0] if isinstance(e, KeyError) and len(e.args) == 1 else e
+        text = f"{type(e).__name__}: {detail}"
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 3] + "..."
 
 
 @contextlib.contextmanager
