@@ -2,7 +2,8 @@
 
 Works with the JAX model (jitted `sample_actions`) and the PyTorch model (`is_pytorch=True`). A request may carry
 `prev_actions` [k, robot_dim] and `inference_delay` (real-time chunking); they are converted to model space with the
-same input transforms and passed to the RTC sampler.
+same input transforms and passed to the RTC sampler. Every request is checked first (`validation.py`): a field the
+robot transform needs that is missing, mis-shaped or non-finite raises `ObservationError` naming it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 
 from openpi import transforms as _transforms
 from openpi.models import model as _model
+from openpi.policies import validation as _validation
 from openpi_client import base_policy as _base_policy
 
 logger = logging.getLogger("openpi.policy")
@@ -48,11 +50,14 @@ class Policy(_base_policy.BasePolicy):
             raise ValueError(f"rtc_method={rtc_method!r}: use one of {', '.join(RTC_METHODS)}")
         self._rtc = {"method": rtc_method, "max_guidance_weight": float(rtc_max_guidance_weight)}
         self._model = model
+        transforms = list(transforms)
         self._input_transform = _transforms.compose(transforms)
         self._output_transform = _transforms.compose(output_transforms)
         self._sample_kwargs = dict(sample_kwargs or {})
         # Clients read this to know that requests may carry prev_actions / inference_delay.
         self._metadata = {**dict(metadata or {}), "rtc": dict(self._rtc)}
+        # What a request must look like for these transforms (checked before anything runs; validation.py).
+        self.observation_spec = _validation.spec_for(transforms, self._metadata)
         self._is_pytorch = is_pytorch
         self._device = pytorch_device
         self._lock = threading.Lock()
@@ -96,6 +101,7 @@ class Policy(_base_policy.BasePolicy):
         return np.asarray(data["actions"], dtype=np.float32)
 
     def infer(self, obs: dict, *, noise: np.ndarray | None = None) -> dict:
+        _validation.check_observation(obs, self.observation_spec)  # raises ObservationError naming the field
         obs, rtc = self._split_rtc(obs)
         raw = dict(obs)
         inputs = self._input_transform(dict(obs))
