@@ -111,7 +111,8 @@ def cube_pose(physics) -> np.ndarray:
 
 def held_by_left(physics) -> bool:
     """The cube touches a left finger and is more than 5 cm above the table (a transfer that lasts, stricter than
-    gym-aloha's reward 4, which a momentary touch of the left fingers on a falling cube also earns)."""
+    gym-aloha's reward 4, which a momentary touch of the left fingers on a falling cube also earns). With this
+    expert the cube then rests on the closed left fingers rather than being pinched between them."""
     if cube_xyz(physics)[2] < 0.05 + 0.02:
         return False
     for contact in physics.data.contact[: physics.data.ncon]:
