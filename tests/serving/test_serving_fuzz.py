@@ -473,7 +473,7 @@ def _touch(value) -> None:
         for v in value:
             _touch(v)
     elif isinstance(value, (np.ndarray, np.generic)):
-        np.asarray(value).sum()
+        np.asarray(value).tolist()
         repr(value)
 
 

@@ -10,7 +10,7 @@ everything before a single numpy object is built from the sender's bytes:
   dtype string (`"<f4"`, `"|u1"`, `">i2"`, ...) in native or explicit byte order; object, void / structured,
   complex, string, bytes and datetime dtypes (and anything else) are refused;
 - `shape` is a list of non-negative integers (at most 32 axes) and the data length is exactly
-  prod(shape) * itemsize; bool data holds only 0 and 1;
+  prod(shape) * itemsize (an empty array's other axes are bounded too); bool data holds only 0 and 1;
 - `__npgeneric__` values have the Python type of their dtype and fit it;
 - the message is at most `max_depth` containers deep, holds at most `max_objects` msgpack values, at most
   `max_arrays` arrays and at most `max_total_bytes` of array data; msgpack ext types are refused.
@@ -139,6 +139,10 @@ def _array_of(obj: dict, budget: list | None) -> np.ndarray:
             f"data is {n} bytes but shape {list(shape)} of dtype {dtype.str} needs {expected} bytes "
             "(prod(shape) * itemsize)"
         )
+    if not expected and len(shape) > 1:  # empty: its other axes could still be huge, e.g. (2**40, 0)
+        limit = (budget[2] if budget is not None else DEFAULT_LIMITS).max_total_bytes
+        if math.prod(d or 1 for d in shape) * dtype.itemsize > limit:
+            raise _Refused(f"shape {list(shape)} is empty but its other axes are too long (limit {limit} bytes)")
     if budget is not None:
         budget[0] -= 1
         budget[1] -= n
@@ -168,6 +172,9 @@ def _scalar_of(obj: dict) -> np.generic:
 
 
 def _short(value) -> str:
+    """A few words on a refused value, without building a huge repr."""
+    if isinstance(value, (bytes, str, list, dict)) and len(value) > 16:
+        return f"{type(value).__name__} of length {len(value)}"
     text = repr(value)
     return f"{type(value).__name__} {text[:60]}{'...' if len(text) > 60 else ''}"
 
