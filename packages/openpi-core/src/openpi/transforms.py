@@ -200,6 +200,26 @@ class Unnormalize:
 
 
 @dataclasses.dataclass(frozen=True)
+class SelectImages:
+    """Keep only the camera slots the model embeds (`Pi0Config.image_keys`); a missing one is an error."""
+
+    keys: tuple[str, ...]
+
+    def __call__(self, data: DataDict) -> DataDict:
+        images, masks = data["image"], data.get("image_mask", {})
+        missing = [k for k in self.keys if k not in images]
+        if missing:
+            raise ValueError(
+                f"the model embeds camera slots {list(self.keys)} but the input transform produced "
+                f"{sorted(images)} (missing {missing}); check the config's image_keys and the robot's cameras"
+            )
+        data["image"] = {k: images[k] for k in self.keys}
+        if masks:
+            data["image_mask"] = {k: masks[k] for k in self.keys if k in masks}
+        return data
+
+
+@dataclasses.dataclass(frozen=True)
 class ResizeImages:
     height: int
     width: int

@@ -20,7 +20,7 @@ from openpi.models.params_tree import lecun_normal
 PALIGEMMA_VOCAB_SIZE = 257_152
 BIG_NEG = -2.3819763e38  # finite mask value of upstream (padding rows get a uniform softmax, not NaN)
 
-Variant = Literal["dummy", "dummy_lora", "gemma_300m", "gemma_300m_lora", "gemma_2b", "gemma_2b_lora"]
+Variant = Literal["dummy", "dummy_lora", "small", "gemma_300m", "gemma_300m_lora", "gemma_2b", "gemma_2b_lora"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +37,8 @@ class Config:
 def get_config(variant: str) -> Config:
     if variant == "dummy":
         return Config(width=64, depth=4, mlp_dim=128, num_heads=8, num_kv_heads=1, head_dim=16)
+    if variant == "small":  # CPU-trainable ALOHA-sim recipe (pi05_aloha_sim_small); not an upstream variant
+        return Config(width=128, depth=4, mlp_dim=512, num_heads=4, num_kv_heads=1, head_dim=32)
     if variant == "gemma_300m":
         return Config(width=1024, depth=18, mlp_dim=4096, num_heads=8, num_kv_heads=1, head_dim=256)
     if variant == "gemma_2b":

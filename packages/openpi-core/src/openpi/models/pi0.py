@@ -70,7 +70,7 @@ class Pi0(nnx.Module):
         key = rngs.params()
         k_llm, k_img, k_heads = jax.random.split(key, 3)
         llm = _gemma.init_params(k_llm, [pg, ae], vocab_size=config.paligemma_vocab_size, adarms=[False, config.pi05])
-        img = _siglip.init_params(k_img, self.vision_config, num_classes=pg.width)
+        img = _siglip.init_params(k_img, self.vision_config, num_classes=pg.width, image_size=config.image_resolution)
         self.PaliGemma = ParamTree({"llm": llm, "img": img})
         kh = iter(jax.random.split(k_heads, 8))
         A, W = config.action_dim, ae.width
@@ -89,6 +89,16 @@ class Pi0(nnx.Module):
         self.action_out_proj = lin(W, A)
 
     # ------------------------------------------------------------------------------------------------ embeddings
+    def preprocess(self, rng, observation: _model.Observation, *, train: bool) -> _model.Observation:
+        """Resize / augment the config's camera slots (`image_keys`) to `image_resolution`."""
+        return _model.preprocess_observation(
+            rng,
+            observation,
+            train=train,
+            image_keys=self.config.image_keys,
+            image_resolution=self.config.image_resolution,
+        )
+
     def _llm(self) -> dict:
         return self.PaliGemma.llm.values()
 
@@ -97,7 +107,7 @@ class Pi0(nnx.Module):
 
     def embed_prefix(self, obs: _model.Observation):
         tokens, masks, ar = [], [], []
-        for key in obs.images:
+        for key in self.config.image_keys:
             img_tokens = self.embed_image(obs.images[key])
             tokens.append(img_tokens)
             masks.append(jnp.broadcast_to(obs.image_masks[key][:, None], img_tokens.shape[:2]))
@@ -147,7 +157,7 @@ class Pi0(nnx.Module):
     ):
         """Per-token flow-matching loss [B, H] (mean over action dims, zero-padded dims included)."""
         preprocess_rng, noise_rng, time_rng = jax.random.split(rng, 3)
-        observation = _model.preprocess_observation(preprocess_rng, observation, train=train)
+        observation = self.preprocess(preprocess_rng, observation, train=train)
         batch_shape = actions.shape[:-2]
         if noise is None:
             noise = jax.random.normal(noise_rng, actions.shape)
@@ -222,7 +232,7 @@ class Pi0(nnx.Module):
         return _linear(self.action_out_proj.values(), suffix_out[:, -self.action_horizon :]).astype(jnp.float32)
 
     def sample_actions(self, rng, observation: _model.Observation, *, num_steps: int = 10, noise=None):
-        observation = _model.preprocess_observation(None, observation, train=False)
+        observation = self.preprocess(None, observation, train=False)
         batch = observation.state.shape[0]
         dt = -1.0 / num_steps
         if noise is None:

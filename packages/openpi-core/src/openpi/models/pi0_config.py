@@ -10,6 +10,7 @@ import jax.numpy as jnp
 
 from openpi.models import gemma as _gemma
 from openpi.models import model as _model
+from openpi.models import siglip as _siglip
 
 if TYPE_CHECKING:
     from openpi.models.pi0 import Pi0
@@ -45,6 +46,12 @@ class Pi0Config(_model.BaseModelConfig):
     paligemma_vocab_size: int = _gemma.PALIGEMMA_VOCAB_SIZE
     # Training-time RTC (action prefix conditioning): 0 = off; D > 0 samples a delay d in [0, D) per example.
     rtc_max_delay: int = 0
+    # The camera slots the model embeds (a subset of model.IMAGE_KEYS, in this order) and the resolution they are
+    # resized (with padding) to. Upstream embeds all three slots at 224x224 and masks absent cameras; a robot with
+    # one camera can list only that slot, so the masked slots cost nothing. Each side must be a multiple of the
+    # SigLIP patch (14); the position embedding is sized to the grid.
+    image_keys: tuple[str, ...] = _model.IMAGE_KEYS
+    image_resolution: tuple[int, int] = _model.IMAGE_RESOLUTION
 
     def __post_init__(self):
         if self.max_token_len is None:
@@ -53,6 +60,19 @@ class Pi0Config(_model.BaseModelConfig):
             object.__setattr__(self, "discrete_state_input", self.pi05)
         _gemma.get_config(self.paligemma_variant)
         _gemma.get_config(self.action_expert_variant)
+        object.__setattr__(self, "image_keys", tuple(self.image_keys))
+        object.__setattr__(self, "image_resolution", tuple(int(x) for x in self.image_resolution))
+        unknown = [k for k in self.image_keys if k not in _model.IMAGE_KEYS]
+        if unknown or not self.image_keys or len(set(self.image_keys)) != len(self.image_keys):
+            raise ValueError(
+                f"image_keys={self.image_keys}: list one or more distinct camera slots of {_model.IMAGE_KEYS}"
+            )
+        patch = _siglip.get_config(self.vision_variant).patch
+        if len(self.image_resolution) != 2 or any(x <= 0 or x % patch for x in self.image_resolution):
+            raise ValueError(
+                f"image_resolution={self.image_resolution}: give (height, width), each a positive multiple of the "
+                f"SigLIP patch size {patch} (e.g. (112, 112) or (224, 224))"
+            )
         if self.rtc_max_delay < 0 or self.rtc_max_delay >= self.action_horizon:
             raise ValueError(f"rtc_max_delay={self.rtc_max_delay} must be in [0, action_horizon={self.action_horizon})")
 
@@ -68,11 +88,11 @@ class Pi0Config(_model.BaseModelConfig):
         return Pi0(self, rngs=nnx.Rngs(rng))
 
     def inputs_spec(self, *, batch_size: int = 1):
-        image_spec = jax.ShapeDtypeStruct([batch_size, *_model.IMAGE_RESOLUTION, 3], jnp.float32)
+        image_spec = jax.ShapeDtypeStruct([batch_size, *self.image_resolution, 3], jnp.float32)
         mask_spec = jax.ShapeDtypeStruct([batch_size], jnp.bool_)
         obs = _model.Observation(
-            images={k: image_spec for k in _model.IMAGE_KEYS},
-            image_masks={k: mask_spec for k in _model.IMAGE_KEYS},
+            images={k: image_spec for k in self.image_keys},
+            image_masks={k: mask_spec for k in self.image_keys},
             state=jax.ShapeDtypeStruct([batch_size, self.action_dim], jnp.float32),
             tokenized_prompt=jax.ShapeDtypeStruct([batch_size, self.max_token_len], jnp.int32),
             tokenized_prompt_mask=jax.ShapeDtypeStruct([batch_size, self.max_token_len], jnp.bool_),

@@ -70,7 +70,7 @@ def sample_actions_rtc(
     """Jitted per (delay, k, method, num_steps); returns [B, H, A] in model space."""
     if method not in ("vjp", "identity", "prefix"):
         raise ValueError(f"method {method!r}: use vjp, identity or prefix")
-    observation = _model.preprocess_observation(None, observation, train=False)
+    observation = model.preprocess(None, observation, train=False)
     b, h = observation.state.shape[0], model.action_horizon
     y, k = _pad_prev(prev_chunk, h)
     if y.shape[-1] != model.action_dim:

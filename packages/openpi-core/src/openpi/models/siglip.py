@@ -27,6 +27,8 @@ class Config:
 VARIANTS = {
     "So400m/14": Config(width=1152, depth=27, mlp_dim=4304, num_heads=16),
     "tiny": Config(width=32, depth=2, mlp_dim=64, num_heads=4),
+    # CPU-trainable ALOHA-sim recipe (pi05_aloha_sim_small): not an upstream variant.
+    "small": Config(width=96, depth=4, mlp_dim=384, num_heads=4),
 }
 
 
@@ -36,11 +38,12 @@ def get_config(variant: str) -> Config:
     return VARIANTS[variant]
 
 
-def init_params(key, cfg: Config, *, num_classes: int, image_size: int = 224) -> dict:
+def init_params(key, cfg: Config, *, num_classes: int, image_size: tuple[int, int] = (224, 224)) -> dict:
+    """`image_size` (height, width) sets the grid, hence the learned position embedding's length."""
     k = iter(jax.random.split(key, 16))
     W, L, M, N = cfg.width, cfg.depth, cfg.mlp_dim, cfg.num_heads
     hd = W // N
-    n_tokens = (image_size // cfg.patch) ** 2
+    n_tokens = (image_size[0] // cfg.patch) * (image_size[1] // cfg.patch)
     z = jnp.zeros
     block = {
         "LayerNorm_0": {"scale": jnp.ones((L, W)), "bias": z((L, W))},

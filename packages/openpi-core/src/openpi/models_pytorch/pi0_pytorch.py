@@ -99,7 +99,7 @@ class PI0Pytorch(nn.Module):
 
     def embed_prefix(self, obs: _model.Observation):
         tokens, masks, ar = [], [], []
-        for key in obs.images:
+        for key in self.config.image_keys:
             t = self.embed_image(obs.images[key])
             tokens.append(t)
             masks.append(obs.image_masks[key][:, None].expand(t.shape[0], t.shape[1]))
