@@ -67,6 +67,9 @@ class AlohaInputs:
     """{"state" [14], "images": {"cam_high", "cam_left_wrist"?, "cam_right_wrist"?} (CHW or HWC)} -> model inputs."""
 
     adapt_to_pi: bool = True
+    # Privileged simulator state: append data["env_state"] (the ALOHA-sim cube pose, xyz + wxyz quaternion) to the
+    # joint state. Only for the pipeline-check tier of the sim recipe; a real robot has no such input.
+    env_state_dim: int = 0
     EXPECTED_CAMERAS = ("cam_high", "cam_low", "cam_left_wrist", "cam_right_wrist")
 
     def __call__(self, data: dict) -> dict:
@@ -79,6 +82,16 @@ class AlohaInputs:
         if "cam_high" not in in_images:
             raise KeyError("ALOHA observation needs images['cam_high'] (the top camera)")
         state = _decode_state(np.asarray(data["state"], dtype=np.float32).copy(), self.adapt_to_pi)
+        if self.env_state_dim:
+            if "env_state" not in data:
+                raise KeyError(
+                    f"this policy was trained with the privileged simulator state: the observation needs 'env_state' "
+                    f"[{self.env_state_dim}] (the sim client sends it with --privileged)"
+                )
+            env_state = np.asarray(data["env_state"], dtype=np.float32)
+            if env_state.shape[-1:] != (self.env_state_dim,):
+                raise ValueError(f"env_state must have {self.env_state_dim} values, got shape {env_state.shape}")
+            state = np.concatenate([state, env_state], axis=-1)
         base = to_hwc_uint8(in_images["cam_high"])
         images, masks = {"base_0_rgb": base}, {"base_0_rgb": np.True_}
         for dest, src in (("left_wrist_0_rgb", "cam_left_wrist"), ("right_wrist_0_rgb", "cam_right_wrist")):

@@ -69,7 +69,8 @@ class ModelTransformFactory:
         return _transforms.Group(
             inputs=[
                 _transforms.InjectDefaultPrompt(self.default_prompt),
-                _transforms.ResizeImages(224, 224),
+                _transforms.SelectImages(tuple(getattr(model_config, "image_keys", _model.IMAGE_KEYS))),
+                _transforms.ResizeImages(*getattr(model_config, "image_resolution", _model.IMAGE_RESOLUTION)),
                 _transforms.TokenizePrompt(tok, discrete_state_input=discrete),
                 _transforms.PadStatesAndActions(model_config.action_dim),
             ]
@@ -134,21 +135,18 @@ class LeRobotAlohaDataConfig(DataConfigFactory):
     use_delta_joint_actions: bool = True
     default_prompt: str | None = None
     adapt_to_pi: bool = True
+    env_state_dim: int = 0
+    """> 0: the privileged tier of the sim recipe; the dataset's `observation.environment_state` (cube pose) is
+    appended to the state (the sim client sends it as `env_state` with --privileged)."""
 
     def create(self, assets_dirs, model_config) -> DataConfig:
-        repack = _transforms.Group(
-            inputs=[
-                _transforms.RepackTransform(
-                    {
-                        "images": {"cam_high": "observation.images.top"},
-                        "state": "observation.state",
-                        "actions": "action",
-                    }
-                )
-            ]
-        )
+        keys = {"images": {"cam_high": "observation.images.top"}, "state": "observation.state", "actions": "action"}
+        if self.env_state_dim:
+            keys["env_state"] = "observation.environment_state"
+        repack = _transforms.Group(inputs=[_transforms.RepackTransform(keys)])
         data = _transforms.Group(
-            inputs=[aloha_policy.AlohaInputs(self.adapt_to_pi)], outputs=[aloha_policy.AlohaOutputs(self.adapt_to_pi)]
+            inputs=[aloha_policy.AlohaInputs(self.adapt_to_pi, env_state_dim=self.env_state_dim)],
+            outputs=[aloha_policy.AlohaOutputs(self.adapt_to_pi)],
         )
         if self.use_delta_joint_actions:
             mask = _transforms.make_bool_mask(6, -1, 6, -1)
@@ -234,6 +232,9 @@ class TrainConfig:
     seed: int = 42
     batch_size: int = 32
     num_workers: int = 2
+    frame_cache: bool = False
+    """Decode the dataset's videos once into a numpy cache under $OPENPI_DATA_HOME/frame_cache and train from it
+    (no video decoding in the step; openpi.training.frame_cache). Costs H*W*3 bytes per frame and camera on disk."""
     num_train_steps: int = 30_000
     log_interval: int = 100
     save_interval: int = 1000

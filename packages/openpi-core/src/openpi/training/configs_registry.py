@@ -87,6 +87,52 @@ def _tiny(name: str, description: str, model, *, data=None, **overrides) -> Trai
     )
 
 
+# The CPU-trainable ALOHA-sim recipe (bench/RESULTS.md, `make sim-benchmark`): pi0.5 with small Gemma experts and a
+# small SigLIP that embeds only the one camera gym-aloha has, at 112x112 (64 image tokens instead of 3 x 256), action
+# horizon 50 (so RTC can be measured), trained from scratch on scripted transfer-cube demonstrations.
+ALOHA_SIM_SMALL_MODEL = pi0_config.Pi0Config(
+    pi05=True,
+    paligemma_variant="small",
+    action_expert_variant="small",
+    vision_variant="small",
+    dtype="float32",
+    paligemma_vocab_size=1024,
+    max_token_len=96,
+    action_horizon=50,
+    image_keys=("base_0_rgb",),
+    image_resolution=(112, 112),
+)
+
+
+def _aloha_sim_small(name: str, description: str, *, env_state_dim: int = 0) -> TrainConfig:
+    return TrainConfig(
+        name=name,
+        description=description,
+        model=ALOHA_SIM_SMALL_MODEL,
+        data=LeRobotAlohaDataConfig(
+            repo_id="aloha_sim_transfer_small",
+            default_prompt="Transfer cube",
+            use_delta_joint_actions=False,
+            adapt_to_pi=False,
+            env_state_dim=env_state_dim,
+            tokenizer_path=DEBUG_TOKENIZER,
+            assets=AssetsConfig(asset_id="aloha_sim_transfer_small" + ("_privileged" if env_state_dim else "")),
+        ),
+        # Sized for ~45 min on a 2-core CPU (bench/RESULTS.md); on a GPU raise steps and batch.
+        lr_schedule=_optimizer.CosineDecaySchedule(warmup_steps=100, peak_lr=1e-3, decay_steps=2400, decay_lr=1e-4),
+        batch_size=16,
+        num_train_steps=2400,
+        log_interval=50,
+        save_interval=800,
+        keep_period=800,
+        ema_decay=None,
+        num_workers=0,
+        frame_cache=True,
+        wandb_enabled=False,
+        policy_metadata={"robot": "aloha_sim", "action_dim": 14, "action_horizon": 50, "control_hz": 50},
+    )
+
+
 CONFIGS = [
     # ------------------------------------------------------------------------------------------- tiny / CPU
     _tiny(
@@ -140,6 +186,15 @@ CONFIGS = [
         policy_metadata={"robot": "piper", "action_dim": 7, "action_horizon": 4, "control_hz": 30},
     ),
     # -------------------------------------------------------------------------------------------- ALOHA
+    _aloha_sim_small(
+        "pi05_aloha_sim_small",
+        "small pi0.5 trained from scratch on scripted ALOHA-sim transfer-cube (pixels + joints; CPU recipe)",
+    ),
+    _aloha_sim_small(
+        "pi05_aloha_sim_small_privileged",
+        "pipeline check: pi05_aloha_sim_small whose state also carries the PRIVILEGED sim cube pose",
+        env_state_dim=7,
+    ),
     TrainConfig(
         name="pi0_aloha_sim",
         description="pi0 on lerobot/aloha_sim_transfer_cube_human (serve --env ALOHA_SIM)",

@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from collections.abc import Sequence
 import logging
+import queue
+import threading
+import time
 from typing import Any
 from typing import Literal
 
@@ -86,7 +89,10 @@ class _LeRobotSamples:
         return sample
 
 
-def create_torch_dataset(data_config, action_horizon: int, model_config: _model.BaseModelConfig):
+def create_torch_dataset(
+    data_config, action_horizon: int, model_config: _model.BaseModelConfig, *, frame_cache: bool = False
+):
+    """The dataset of `data_config`; `frame_cache` serves it from decoded frames (openpi.training.frame_cache)."""
     repo_id = data_config.repo_id
     if repo_id is None:
         raise ValueError(
@@ -107,6 +113,12 @@ def create_torch_dataset(data_config, action_horizon: int, model_config: _model.
             f"LeRobot dataset {repo_id!r} not found under HF_LEROBOT_HOME={home} ({type(e).__name__}: {e}). "
             "Set HF_LEROBOT_HOME (default for make targets: ./datasets) or download it (make download-dataset)."
         ) from e
+    if frame_cache:
+        from openpi.training import frame_cache as _frame_cache
+
+        return _frame_cache.cached_samples(
+            repo_id, data_config.action_sequence_keys, action_horizon, prompt_from_task=data_config.prompt_from_task
+        )
     dataset = LeRobotDataset(
         repo_id,
         delta_timestamps={
@@ -159,6 +171,59 @@ class DataLoaderImpl:
         for batch in self._loader:
             yield _model.Observation.from_dict(batch), batch["actions"]
 
+    @property
+    def data_wait_s(self) -> float:
+        """Seconds the consumer has waited for a batch so far (the step time the data path costs)."""
+        return self._loader.data_wait_s
+
+
+class _Prefetch:
+    """Iterate `source` in a background thread, `depth` batches ahead; `wait_s` counts the consumer's waiting.
+
+    Loading (sampling, decoding, transforms, collate: numpy/PIL work that mostly releases the GIL) then overlaps the
+    model step. An exception in the thread is re-raised in the consumer.
+    """
+
+    _END = object()
+
+    def __init__(self, source: Iterator, depth: int):
+        self.wait_s = 0.0
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(source,), daemon=True, name="openpi-prefetch")
+        self._thread.start()
+
+    def _run(self, source):
+        try:
+            for item in source:
+                while not self._stop.is_set():
+                    try:
+                        self._queue.put((item, None), timeout=0.5)
+                        break
+                    except queue.Full:  # the consumer is behind: check for close and retry
+                        continue
+                if self._stop.is_set():
+                    return
+            self._queue.put((self._END, None))
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer, which re-raises it
+            self._queue.put((self._END, e))
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        start = time.perf_counter()
+        item, error = self._queue.get()
+        self.wait_s += time.perf_counter() - start
+        if error is not None:
+            raise error
+        if item is self._END:
+            raise StopIteration
+        return item
+
+    def close(self):
+        self._stop.set()
+
 
 class GlobalBatchSampler:
     """Batch sampler: per epoch a permutation from `seed + epoch` (or the dataset order) cut into global batches of
@@ -206,11 +271,14 @@ class TorchDataLoader:
         framework: str = "jax",
         rank: int = 0,
         world_size: int = 1,
+        prefetch: int = 2,
     ):
         import torch
 
         self._framework = framework
         self._sharding = sharding
+        self._prefetch: _Prefetch | None = None
+        self._prefetch_depth = prefetch
         self._num_batches = num_batches
         if len(dataset) < local_batch_size * world_size:
             raise ValueError(
@@ -232,16 +300,28 @@ class TorchDataLoader:
         )
         self._sampler = sampler
 
-    def __iter__(self):
+    def _numpy_batches(self):
         n, epoch = 0, 0
         while True:
             self._sampler.set_epoch(epoch)
             for batch in self._loader:
                 if self._num_batches is not None and n >= self._num_batches:
                     return
-                yield self._convert(batch)
+                yield batch
                 n += 1
             epoch += 1
+
+    def __iter__(self):
+        self._prefetch = _Prefetch(self._numpy_batches(), depth=self._prefetch_depth)
+        try:
+            for batch in self._prefetch:
+                yield self._convert(batch)
+        finally:
+            self._prefetch.close()
+
+    @property
+    def data_wait_s(self) -> float:
+        return self._prefetch.wait_s if self._prefetch is not None else 0.0
 
     def _convert(self, batch):
         import jax
@@ -267,7 +347,9 @@ def create_data_loader(
     world_size: int = 1,
 ) -> DataLoaderImpl:
     data_config = config.data.create(config.assets_dirs, config.model)
-    dataset = create_torch_dataset(data_config, config.model.action_horizon, config.model)
+    dataset = create_torch_dataset(
+        data_config, config.model.action_horizon, config.model, frame_cache=config.frame_cache
+    )
     dataset = transform_dataset(dataset, data_config, skip_norm_stats=skip_norm_stats)
     if config.batch_size % world_size:
         raise ValueError(f"batch_size={config.batch_size} must be divisible by world_size={world_size}")

@@ -197,7 +197,25 @@ def default_data_iterator(config, data_sharding) -> Iterator:
     from openpi.training import data_loader  # noqa: PLC0415
 
     n, i = jax.process_count(), jax.process_index()
-    return iter(data_loader.create_data_loader(config, framework="jax", shuffle=True, rank=i, world_size=n))
+    return _TimedIterator(data_loader.create_data_loader(config, framework="jax", shuffle=True, rank=i, world_size=n))
+
+
+class _TimedIterator:
+    """The loader's batches; `data_wait_s` = time spent waiting for the (prefetching) loader."""
+
+    def __init__(self, loader):
+        self._loader = loader
+        self._it = iter(loader)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return next(self._it)
+
+    @property
+    def data_wait_s(self) -> float:
+        return self._loader.data_wait_s
 
 
 def train(config, *, data_factory: Callable[[int], Iterator] | None = None, progress: bool = True) -> TrainResult:
@@ -271,17 +289,27 @@ def train(config, *, data_factory: Callable[[int], Iterator] | None = None, prog
     pending: list[dict] = []
     bar = _progress(range(start_step, config.num_train_steps), start_step, config.num_train_steps, progress and is_main)
     t0 = time.time()
+    data_wait = 0.0  # seconds blocked on the data loader since the last log line (the step runs asynchronously)
     with mesh:
         for step in bar:
-            batch = sh.to_global_batch(next(data_iter), dsharding)
+            t_data = time.perf_counter()
+            waited = getattr(data_iter, "data_wait_s", None)
+            batch = next(data_iter)
+            # Waiting on the loader itself (the prefetch queue); a plain iterator: the time next() took.
+            after = getattr(data_iter, "data_wait_s", None)
+            data_wait += (after - waited) if waited is not None else time.perf_counter() - t_data
+            batch = sh.to_global_batch(batch, dsharding)
             state, metrics = step_fn(state, batch)
             pending.append(metrics)
             if step % config.log_interval == 0 or step == config.num_train_steps - 1:
                 host = jax.device_get(pending)
                 avg = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
                 avg["lr"] = float(trainer.schedule(step))
-                avg["steps_per_sec"] = len(pending) / max(time.time() - t0, 1e-9)
-                pending, t0 = [], time.time()
+                wall = max(time.time() - t0, 1e-9)
+                avg["steps_per_sec"] = len(pending) / wall
+                avg["step_time_s"] = wall / len(pending)
+                avg["data_wait_frac"] = min(data_wait / wall, 1.0)
+                pending, t0, data_wait = [], time.time(), 0.0
                 losses[step] = avg["loss"]
                 mlog.log(step, avg)
                 if hasattr(bar, "set_postfix"):
