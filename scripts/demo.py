@@ -14,15 +14,13 @@ import dataclasses
 import json
 import os
 import pathlib
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 
+from pipeline_stages import ROOT
+from pipeline_stages import PolicyServer
+from pipeline_stages import run_stage
 import tyro
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 @dataclasses.dataclass
@@ -45,33 +43,8 @@ class Args:
     action_horizon: int = 10
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _run(stage: str, cmd: list[str], env: dict) -> float:
-    print(f"\n=== [demo] {stage}: {' '.join(cmd)}", flush=True)
-    start = time.time()
-    subprocess.run(cmd, check=True, env=env, cwd=ROOT)
-    took = time.time() - start
-    print(f"=== [demo] {stage} done in {took:.0f}s", flush=True)
-    return took
-
-
-def _wait_healthy(port: int, proc: subprocess.Popen, timeout: float = 600) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"policy server exited with code {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(1)
-    raise TimeoutError(f"policy server did not become healthy on port {port} within {timeout}s")
+def _run(stage: str, cmd: list, env: dict) -> float:
+    return run_stage("demo", stage, cmd, env)
 
 
 def plot_loss(metrics_file: pathlib.Path, out_png: pathlib.Path) -> pathlib.Path:
@@ -158,23 +131,9 @@ def main(args: Args) -> None:
     steps = sorted(int(p.name) for p in ckpt_root.iterdir() if p.name.isdigit())
     ckpt = ckpt_root / str(steps[-1])
 
-    port = _free_port()
-    server_cmd = [
-        py,
-        "scripts/serve_policy.py",
-        "--port",
-        str(port),
-        "policy:checkpoint",
-        f"--policy.config={args.config}",
-        f"--policy.dir={ckpt}",
-    ]
-    print(f"\n=== [demo] serve: {' '.join(server_cmd)}", flush=True)
-    start = time.time()
-    server = subprocess.Popen(server_cmd, env=env, cwd=ROOT)
-    try:
-        _wait_healthy(port, server)
-        timings["serve_startup"] = time.time() - start
-        video_dir = args.out_dir / "videos"
+    video_dir = args.out_dir / "videos"
+    with PolicyServer(args.config, ckpt, env) as server:
+        timings["serve_startup"] = server.startup_s
         timings["sim_episode"] = _run(
             "sim episode",
             [
@@ -184,7 +143,7 @@ def main(args: Args) -> None:
                 "--host",
                 "127.0.0.1",
                 "--port",
-                str(port),
+                str(server.port),
                 "--out-dir",
                 str(video_dir),
                 "--num-episodes",
@@ -196,9 +155,6 @@ def main(args: Args) -> None:
             ],
             env,
         )
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     plot = plot_loss(ckpt_root / "metrics.jsonl", args.out_dir / "loss.png")
     summary = json.loads((video_dir / "summary.json").read_text())
     total = time.time() - t0
