@@ -10,10 +10,9 @@ Beyond upstream: optional API-key check at the handshake (401); a maximum reques
 layer while the frame arrives (a larger frame closes the connection with 1009 before it is buffered); requests are
 decoded by `msgpack_numpy.unpackb_views`, which refuses every dtype but bool / int / float and checks shapes, sizes,
 depth and counts (see `docs/serving.md`, threat model); inference runs under a lock, so concurrent clients are
-serialized. A slow policy (a real model) runs in a worker
-thread so the event loop (health checks, handshakes) stays responsive; a policy that answers within
-`inline_infer_ms` (an echo or replay policy, a tiny model) runs directly on the event loop, where the thread hop
-would cost more than the inference itself.
+serialized. A slow policy (a real model) runs in a worker thread so the event loop (health checks, handshakes) stays
+responsive; a policy that answers within `inline_infer_ms` (an echo or replay policy, a tiny model) runs directly on
+the event loop, where the thread hop would cost more than the inference itself.
 """
 
 from __future__ import annotations
