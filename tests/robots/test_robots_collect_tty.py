@@ -52,6 +52,7 @@ def test_keys_on_a_real_terminal_start_stop_discard_and_finish(tmp_path, repo_ro
     env = dict(os.environ, HF_LEROBOT_HOME=str(tmp_path), COLUMNS="200")
     cmd = [sys.executable, "-m", "robot_piper.collect", "--sim", "--controls", "keys", "--repo-id", "tty_test"]
     cmd += ["--num-episodes", "2", "--episode-steps", "3000", "--cameras.height", "32", "--cameras.width", "32"]
+    cmd += ["--keep-off-rate"]  # about the keys, not the clock (test_robots_recording_rate.py)
     term = Terminal(cmd, env)
     try:
         term.read_until("episode 1/2: Enter/space start")

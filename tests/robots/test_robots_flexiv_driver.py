@@ -74,6 +74,7 @@ def test_teach_collection_records_the_next_state_as_the_action(tmp_path, monkeyp
         sim=True,
         teach=True,
         cameras=CameraArgs(height=16, width=16),
+        keep_off_rate=True,  # about the data, not the clock (test_robots_recording_rate.py)
     )
     assert collect.main(args) == 1
     ds = ld.LeRobotDataset("flexiv_teach", root=tmp_path / "flexiv_teach", video_backend="torchcodec")

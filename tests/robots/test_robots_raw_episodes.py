@@ -97,6 +97,7 @@ def test_flexiv_raw_collection_converts_into_a_dataset_both_configs_train_on(hom
         sim=True,
         format="raw",
         cameras=CameraArgs(height=32, width=48),
+        keep_off_rate=True,  # about the data, not the clock (test_robots_recording_rate.py)
     )
     assert collect.main(args) == 2
     raw = home / ".fx_raw.raw"
@@ -146,7 +147,8 @@ def test_flexiv_collect_in_the_flexiv_venv_picks_raw_and_converts_in_the_main_ve
     if not FLEXIV_PY.exists():
         pytest.skip(".venv-flexiv not built (no Python 3.12/3.10 on this machine): nothing to run the client in")
     cmd = [str(FLEXIV_PY), "-m", "robot_flexiv.collect", "--sim", "--format", "auto", "--repo-id", "fx_cross",
-           "--num-episodes", "2", "--episode-steps", "6", "--cameras.height", "32", "--cameras.width", "48"]  # fmt: skip
+           "--num-episodes", "2", "--episode-steps", "6", "--cameras.height", "32", "--cameras.width", "48",
+           "--keep-off-rate"]  # fmt: skip
     env = {**os.environ, "HF_LEROBOT_HOME": str(home)}
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env, cwd=home)
     assert r.returncode == 0, r.stderr[-3000:]

@@ -34,7 +34,12 @@ def test_piper_collect_writes_a_dataset_the_training_config_reads(lerobot_env, o
 
     n = collect.main(
         collect.Args(
-            repo_id="piper_test", num_episodes=2, episode_steps=12, sim=True, cameras=CameraArgs(height=32, width=32)
+            repo_id="piper_test",
+            num_episodes=2,
+            episode_steps=12,
+            sim=True,
+            cameras=CameraArgs(height=32, width=32),
+            keep_off_rate=True,  # about the data, not the clock (test_robots_recording_rate.py): a loaded CI may jitter
         )
     )
     assert n == 2 and not (lerobot_env / ".piper_test.partial").exists()
@@ -43,6 +48,7 @@ def test_piper_collect_writes_a_dataset_the_training_config_reads(lerobot_env, o
     item = ds[5]
     assert item["observation.state"].shape == (7,) and item["action"].shape == (7,)
     assert item["observation.images.wrist"].shape == (3, 32, 32) and item["task"] == "pick up the cube"
+    assert item["capture_time"].shape == (2,) and float(ds[6]["capture_time"][1] - item["capture_time"][1]) > 0
     # Norm stats (7-d state, all 24 frames) and the first training batch of the Piper config.
     assert loads_through("pi05_piper_pick_cube", "piper_test", lerobot_env, 7, ds[0]["observation.state"].numpy()) == 24
     with pytest.raises(FileExistsError, match="--overwrite"):
@@ -110,6 +116,7 @@ def test_flexiv_collect_records_both_spaces_consistently(lerobot_env, openpi_dat
                 episode_steps=10,
                 sim=True,
                 cameras=CameraArgs(height=32, width=32),
+                keep_off_rate=True,
             )
         )
         == 1

@@ -13,6 +13,8 @@ from robot_common.controls import make_controls
 from robot_common.policy_loop import RobotEnvironment
 from robot_common.policy_loop import run_policy
 from robot_common.raw_episodes import open_recorder
+from robot_common.timing import CAPTURE_TIME
+from robot_common.timing import capture_time_feature
 
 logger = logging.getLogger("robot_common.cli")
 
@@ -50,6 +52,17 @@ class CollectArgs:
     """lerobot: write the LeRobot dataset directly (needs lerobot). raw: one numpy .npz per episode in
     .<repo_id>.raw/, converted later where lerobot is installed (`make flexiv-convert REPO=<repo_id>`). auto:
     lerobot if it is installed in this Python, else raw."""
+    keep_off_rate: bool = False
+    """Keep (merge) episodes taken off the dataset's rate: more than 5 % off --fps or more than 5 % overrun steps.
+    Without it such an episode is rejected: kept aside (staging dir: <name>.rejected; raw: .raw/rejected/),
+    not merged, not counted, and the session records another."""
+    writer: Literal["streaming", "threads", "sync"] = "streaming"
+    """How images leave the control loop (LeRobot format): streaming = LeRobot's streaming video encoder, one
+    encoder thread per camera; threads = LeRobot's image writer threads (PNG), video encoded after the episode;
+    sync = PNGs written inside the loop (the old behaviour, for comparison)."""
+    writer_queue: int = 150
+    """Frames per camera the writer may fall behind before the loop waits for it (backpressure, reported); the
+    rest of the backlog is written after the episode. 150 = 5 s at 30 fps, 138 MB per 480x640 camera."""
 
 
 @dataclasses.dataclass
@@ -116,17 +129,20 @@ def collect_robot(
 ) -> int:
     """Record teleoperated episodes of a connected robot into a LeRobot dataset until `args.num_episodes` are
     kept (see robot_common.controls for the keys), always disconnect. `leader(t)` gives the commanded action at
-    step t, `vectors(action)` the frame's state/action features. Returns the number of episodes kept."""
+    step t, `vectors(action)` the frame's state/action features (a `capture_time` column is added). Returns the
+    number of episodes kept."""
     robot.allow_move_to_start = args.move_to_start
     try:
         recorder = open_recorder(
             args.format,
             args.repo_id,
             fps=args.fps,
-            features=features,
+            features={**features, CAPTURE_TIME: capture_time_feature()},
             robot_type=robot_type,
             overwrite=args.overwrite,
             resume=args.resume,
+            writer=args.writer,
+            queue_frames=args.writer_queue,
         )
         controls = make_controls(args.controls, sim=args.sim, reset_seconds=args.reset_seconds)
         stats = record_episodes(
@@ -138,7 +154,8 @@ def collect_robot(
             num_episodes=args.num_episodes,
             episode_steps=args.episode_steps,
             fps=args.fps,
-            realtime=not args.sim or controls.mode == "keys",
+            realtime=True,  # also with --sim: the simulated arm and cameras run in real time
+            keep_off_rate=args.keep_off_rate,
             vectors=vectors,
             image_keys=IMAGE_KEYS,
             next_state_actions=next_state_actions,

@@ -171,9 +171,17 @@ class EpisodeStats:
     overruns: int
     """Steps whose work took longer than the period (the schedule slipped)."""
     kept: bool
+    """Saved and counted (not discarded, not rejected)."""
+    timing: object = None
+    """robot_common.timing.EpisodeTiming of the attempt."""
+    rejected: bool = False
+    """Saved but kept aside, not merged: taken off the dataset's rate (robot_common.timing)."""
 
     @property
     def fps(self) -> float:
+        achieved = getattr(self.timing, "achieved_fps", None)
+        if achieved is not None:
+            return achieved
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
 
@@ -194,8 +202,12 @@ class CollectStats:
         return len(self.kept)
 
     @property
+    def episodes_rejected(self) -> int:
+        return sum(a.rejected for a in self.attempts)
+
+    @property
     def episodes_discarded(self) -> int:
-        return len(self.attempts) - self.episodes_kept
+        return len(self.attempts) - self.episodes_kept - self.episodes_rejected
 
     @property
     def frames(self) -> int:
@@ -203,7 +215,8 @@ class CollectStats:
 
     @property
     def mean_fps(self) -> float:
-        secs = sum(a.seconds for a in self.kept)
+        """Frames per second over the kept episodes (each episode's rate weighted by its duration)."""
+        secs = sum(a.frames / a.fps if a.fps > 0 else a.seconds for a in self.kept)
         return self.frames / secs if secs > 0 else 0.0
 
     @property
@@ -211,9 +224,15 @@ class CollectStats:
         return sum(a.overruns for a in self.attempts)
 
     def summary(self) -> str:
+        rejected = (
+            f", REJECTED {self.episodes_rejected} for their timing (kept aside, not merged)"
+            if self.episodes_rejected
+            else ""
+        )
         return (
-            f"kept {self.episodes_kept} episodes ({self.frames} frames), discarded {self.episodes_discarded}; "
-            f"{self.mean_fps:.1f} fps achieved (target {self.target_fps:g}), {self.overruns} overrun steps"
+            f"kept {self.episodes_kept} episodes ({self.frames} frames){rejected}, discarded "
+            f"{self.episodes_discarded}; {self.mean_fps:.1f} fps achieved (target {self.target_fps:g}), "
+            f"{self.overruns} overrun steps"
         )
 
 

@@ -5,8 +5,12 @@ interface of `robot_common.recorder.EpisodeRecorder` that `record_episodes` uses
 as one file, atomically (temp file + fsync + rename), so a crash loses at most the episode being recorded:
 
     <home>/.<repo_id>.raw/episode_000007.npz      one finished episode: a [T, ...] array per feature (images uint8
-                                                 [T, H, W, 3], vectors float32 [T, D]), `task` [T] str, `fps`,
-                                                 `features` (the spec, JSON), `robot_type`
+                                                 [T, H, W, 3], vectors float32 [T, D], `capture_time` float64),
+                                                 `task` [T] str, `fps`, `features` (the spec, JSON), `robot_type`,
+                                                 `timing` (robot_common.timing.EpisodeTiming, JSON)
+    <home>/.<repo_id>.raw/rejected/episode_000009.npz
+                                                 an episode taken off the dataset's rate (robot_common.timing):
+                                                 not converted unless --keep-off-rate
     <home>/.<repo_id>.raw/.episode_000008.npz.tmp being written (a leftover one is a crash: ignored, reported)
     <home>/.<repo_id>.raw/converted/              episodes already in the LeRobot dataset (kept; delete when done)
 
@@ -43,12 +47,14 @@ from robot_common.recorder import _fsync_dir
 from robot_common.recorder import _Lock
 from robot_common.recorder import lerobot_home
 from robot_common.recorder import recover
+from robot_common.timing import EpisodeTiming
 
 logger = logging.getLogger("robot_common.raw_episodes")
 
 _EPISODE = re.compile(r"^episode_(\d{6})\.npz$")
 _TMP = re.compile(r"^\.episode_(\d{6})\.npz\.tmp$")
-_META_KEYS = ("task", "fps", "features", "robot_type")
+_META_KEYS = ("task", "fps", "features", "robot_type", "timing")
+REJECTED_DIR = "rejected"
 JOURNAL = "convert_journal.jsonl"
 
 
@@ -74,7 +80,8 @@ def partial_files(d: pathlib.Path) -> list[pathlib.Path]:
 
 def _next_index(d: pathlib.Path) -> int:
     names = [f.name for f in d.iterdir()] if d.is_dir() else []
-    names += [f.name for f in (d / "converted").iterdir()] if (d / "converted").is_dir() else []
+    for sub in ("converted", REJECTED_DIR):
+        names += [f.name for f in (d / sub).iterdir()] if (d / sub).is_dir() else []
     idx = [int(m.group(1)) for n in names for m in [_EPISODE.match(n) or _TMP.match(n)] if m]
     return max(idx, default=-1) + 1
 
@@ -85,7 +92,8 @@ def _spec(features: dict) -> dict:
 
 
 def read_header(path: pathlib.Path) -> dict:
-    """fps, features, robot_type and frame count of a raw episode (reads only those members)."""
+    """fps, features, robot_type, frame count and timing (None in files from before it was recorded) of a raw
+    episode (reads only those members)."""
     try:
         with np.load(path, allow_pickle=False) as z:
             return {
@@ -93,6 +101,7 @@ def read_header(path: pathlib.Path) -> dict:
                 "features": json.loads(str(z["features"])),
                 "robot_type": str(z["robot_type"]),
                 "frames": int(z["task"].shape[0]),
+                "timing": json.loads(str(z["timing"])) if "timing" in z.files else None,
             }
     except Exception as e:  # noqa: BLE001 - any damage: name the file
         raise ValueError(f"{path} is not a readable raw episode ({type(e).__name__}: {e})") from e
@@ -180,16 +189,29 @@ class RawEpisodeRecorder:
             self._lock.release()
             raise
         self._fps, self._features, self._robot_type = int(fps), features, robot_type
-        self._saved: list[pathlib.Path] = []
+        self._saved: list[pathlib.Path] = []  # kept and rejected, in order
+        self.rejected: list[pathlib.Path] = []
         self._buf: dict[str, list[np.ndarray]] = {k: [] for k in features}
         self._tasks: list[str] = []
         self.recovered = 0  # nothing is merged at close(): conversion is a separate step
         self._closed = False
 
     @property
+    def features(self) -> dict:
+        return self._features
+
+    @property
     def episodes(self) -> int:
-        """Episodes kept in this session so far."""
-        return len(self._saved)
+        """Episodes kept in this session so far (not counting the rejected ones)."""
+        return len(self._saved) - len(self.rejected)
+
+    def rejected_note(self) -> str:
+        n = len(episode_files(self.dir / REJECTED_DIR))
+        return (
+            f"{n} episodes rejected for their timing (off the dataset's rate) are kept aside in "
+            f"{self.dir / REJECTED_DIR} (not converted); convert them anyway with "
+            f"`{convert_command(self.repo_id, self.root)} --keep-off-rate`, or delete them"
+        )
 
     @property
     def frames(self) -> int:
@@ -207,36 +229,45 @@ class RawEpisodeRecorder:
                     raise TypeError(f"{k}: images are recorded as uint8 [H, W, 3], got {v.dtype}")
                 v = np.array(v, copy=True)  # a camera may reuse its buffer
             else:
-                v = np.array(frame[k], dtype=np.float32, copy=True)
+                v = np.array(frame[k], dtype=f["dtype"], copy=True)
             if v.shape != tuple(f["shape"]):
                 raise ValueError(f"{k}: shape {v.shape} does not match the feature's {tuple(f['shape'])}")
             self._buf[k].append(v)
         self._tasks.append(str(task))
 
-    def save_episode(self) -> bool:
-        """Write the current episode atomically as the next `episode_NNNNNN.npz`. False if it has no frames."""
+    def save_episode(self, timing: EpisodeTiming | None = None) -> bool:
+        """Write the current episode atomically as the next `episode_NNNNNN.npz` (after the control loop). With a
+        `timing` that is off rate and not `kept_anyway` it goes to `rejected/` (not converted). False if it has no
+        frames."""
         if not self._tasks:
             return False
-        self.dir.mkdir(parents=True, exist_ok=True)
+        rejected = timing is not None and timing.off_rate and not timing.kept_anyway
+        out_dir = self.dir / REJECTED_DIR if rejected else self.dir
+        out_dir.mkdir(parents=True, exist_ok=True)
         idx = _next_index(self.dir)
-        dst = self.dir / f"episode_{idx:06d}.npz"
-        tmp = self.dir / f".{dst.name}.tmp"
+        dst = out_dir / f"episode_{idx:06d}.npz"
+        tmp = out_dir / f".{dst.name}.tmp"
         meta = {
             "task": np.array(self._tasks),
             "fps": np.array(self._fps),
             "features": np.array(json.dumps(self._features)),
             "robot_type": np.array(self._robot_type),
         }
+        if timing is not None:
+            meta["timing"] = np.array(json.dumps(timing.to_json()))
         t0 = time.monotonic()
         with open(tmp, "wb") as f:
             _write_npz(f, self._buf, meta)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, dst)
-        _fsync_dir(self.dir)
+        _fsync_dir(out_dir)
         self._saved.append(dst)
+        if rejected:
+            self.rejected.append(dst)
         logger.info(
-            "saved episode %d (%s, %d frames, %.0f MB in %.1f s)",
+            "%s episode %d (%s, %d frames, %.0f MB in %.1f s)",
+            "rejected" if rejected else "saved",
             len(self._saved),
             dst.name,
             len(self._tasks),
@@ -251,12 +282,17 @@ class RawEpisodeRecorder:
         self._buf = {k: [] for k in self._features}
         self._tasks = []
 
-    def discard_last(self) -> bool:
-        """Delete the last episode saved in this session. False if there is none."""
+    def discard_last(self) -> str | None:
+        """Delete the last episode saved in this session, kept or rejected. Returns "kept" or "rejected" (what it
+        was), None if there is none."""
         if not self._saved:
-            return False
-        self._saved.pop().unlink()
-        return True
+            return None
+        f = self._saved.pop()
+        kind = "rejected" if f in self.rejected else "kept"
+        if kind == "rejected":
+            self.rejected.remove(f)
+        f.unlink()
+        return kind
 
     def close(self) -> pathlib.Path | None:
         """Drop an unfinished episode; returns the raw dir (None if it holds no episode) and prints how to
@@ -299,6 +335,7 @@ def open_recorder(fmt: str, repo_id: str, **kw):
                 repo_id,
             )
     if fmt == "raw":
+        kw = {k: v for k, v in kw.items() if k not in ("writer", "queue_frames")}  # no writer: frames stay in memory
         return RawEpisodeRecorder(repo_id, **kw)
     from robot_common.recorder import EpisodeRecorder
 
@@ -323,8 +360,9 @@ def _journal_entries(d: pathlib.Path) -> list[dict]:
 
 
 def _move_converted(src: pathlib.Path) -> None:
-    (src.parent / "converted").mkdir(exist_ok=True)
-    os.replace(src, src.parent / "converted" / src.name)
+    d = src.parent.parent if src.parent.name == REJECTED_DIR else src.parent  # the raw dir
+    (d / "converted").mkdir(exist_ok=True)
+    os.replace(src, d / "converted" / src.name)
     _fsync_dir(src.parent)
 
 
@@ -361,6 +399,8 @@ class ConvertArgs:
     """Replace an existing dataset with the converted episodes (once the new one is complete)."""
     resume: bool = False
     """Append the converted episodes to an existing dataset (and merge an interrupted conversion's staged ones)."""
+    keep_off_rate: bool = False
+    """Also convert the episodes rejected for their timing (in .raw/rejected/)."""
 
 
 def convert(args: ConvertArgs) -> pathlib.Path | None:
@@ -382,9 +422,16 @@ def convert(args: ConvertArgs) -> pathlib.Path | None:
         if (n := _reconcile(d, p)) > 0:
             logger.info("%d episodes of an interrupted conversion were already staged", n)
         files = episode_files(d)
+        if args.keep_off_rate:
+            files = sorted(files + episode_files(d / REJECTED_DIR), key=lambda f: f.name)
+        elif rejected := episode_files(d / REJECTED_DIR):
+            print(
+                f"not converting {len(rejected)} episodes rejected for their timing in {d / REJECTED_DIR} "
+                "(--keep-off-rate converts them too)"
+            )
         if not files:
             if p.staging.exists() and (args.resume or args.overwrite):  # an interrupted conversion's staged ones
-                return recover(args.repo_id, home, overwrite=args.overwrite)
+                return recover(args.repo_id, home, overwrite=args.overwrite, keep_off_rate=args.keep_off_rate)
             if p.staging.exists():
                 raise UnmergedEpisodesError(
                     f"episodes of an interrupted conversion or session are staged in {p.staging}: rerun with --resume"
@@ -408,15 +455,18 @@ def convert(args: ConvertArgs) -> pathlib.Path | None:
         )
         t0 = time.monotonic()
         try:
-            for f in files:
+            for f, h in zip(files, heads, strict=True):
                 _, arrays, tasks = read_episode(f)
                 if not tasks:
                     logger.warning("skipping %s: it has no frames", f)
                     continue
                 for t, task in enumerate(tasks):
                     rec.add_frame({k: a[t] for k, a in arrays.items()}, task)
-                _journal(d, f.name, rec.pending_name)  # before it can become a staged episode
-                rec.save_episode()
+                _journal(d, str(f.relative_to(d)), rec.pending_name)  # before it can become a staged episode
+                timing = EpisodeTiming.from_json(h["timing"]) if h["timing"] else None
+                if timing is not None:
+                    timing.kept_anyway = timing.off_rate  # converted: kept (rejected ones only with --keep-off-rate)
+                rec.save_episode(timing=timing)
                 _move_converted(f)
                 logger.info("converted %s (%d frames)", f.name, len(tasks))
         except BaseException:

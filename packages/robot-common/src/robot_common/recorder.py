@@ -5,6 +5,9 @@ Layout under `<home>` ($HF_LEROBOT_HOME):
     <repo_id>/                      the dataset (LeRobot v3), replaced only by a complete new version
     .<repo_id>.staging/<episode>/   every finished episode of the running session, each a small *finalized*
                                     LeRobot dataset (written as .tmp_<episode>, then renamed: atomic)
+    .<repo_id>.staging/<episode>.rejected/
+                                    a finished episode taken off the dataset's rate (robot_common.timing): kept
+                                    aside, never merged unless asked (--keep-off-rate)
     .<repo_id>.merging/             the merged dataset being written at the end of a session
     .<repo_id>.replaced/            the previous version, only while the new one is being moved into place
     .<repo_id>.lock                 held (flock) while a session writes the dataset
@@ -15,7 +18,16 @@ At the end of a session (normal end, `q`, Ctrl-C) the staged episodes are merged
 `meta/robot_common_episodes.json`, so a crash at any point is recovered without loss or duplicates:
 
     python -m robot_common.recorder --repo-id <repo_id> [--root <home>]     # merge a leftover staging dir
-    (or record more with --resume, which merges it first)
+    (or record more with --resume, which merges it first; --keep-off-rate also merges the rejected episodes)
+
+Each episode's timing (achieved rate, jitter, overruns, writer backpressure: robot_common.timing) is kept in
+`meta/robot_common_timing.json` (one entry per episode index), and every frame has a `capture_time` column.
+
+No encoding or disk work in the control loop: `add_frame` hands the images to LeRobot's asynchronous writers
+(`writer="streaming"`: LeRobot's streaming video encoder, one encoder thread per camera; `"threads"`: LeRobot's
+AsyncImageWriter writes PNGs in threads and the video is encoded after the episode; `"sync"`: the old in-loop PNG
+writing, for comparison). Their queues are bounded (`queue_frames` per camera): when a writer falls behind,
+`add_frame` waits for room (never drops a frame) and the wait is counted as backpressure in the episode's timing.
 """
 
 from __future__ import annotations
@@ -26,6 +38,7 @@ import json
 import logging
 import os
 import pathlib
+import queue
 import shlex
 import shutil
 import time
@@ -33,10 +46,17 @@ import uuid
 
 import numpy as np
 
+from robot_common.timing import EpisodeTiming
+
 logger = logging.getLogger("robot_common.recorder")
 
 MANIFEST = "meta/robot_common_episodes.json"
 """Names of the staged episodes merged into a dataset (makes recovery idempotent)."""
+TIMING = "meta/robot_common_timing.json"
+"""Per-episode timing (robot_common.timing.EpisodeTiming + episode_index, staged name)."""
+REJECTED = ".rejected"
+"""Suffix of a staged episode rejected for its timing (not merged unless asked)."""
+WRITERS = ("streaming", "threads", "sync")
 
 
 def lerobot_home() -> pathlib.Path:
@@ -118,9 +138,10 @@ def _repair_interrupted_swap(p: Paths) -> None:
         logger.warning("restored %s after an interrupted merge", p.final)
 
 
-def staged_episodes(p: Paths) -> list[pathlib.Path]:
-    """Finished staged episodes not yet in the dataset. Drops unfinished ones (`.tmp_*`, a crash mid-episode) and
-    ones already merged (a crash after the merge, before the staging dir was removed)."""
+def staged_episodes(p: Paths, *, include_rejected: bool = False) -> list[pathlib.Path]:
+    """Finished staged episodes not yet in the dataset, in recording order. Drops unfinished ones (`.tmp_*`, a
+    crash mid-episode) and ones already merged (a crash after the merge, before the staging dir was cleaned up).
+    Episodes rejected for their timing only with `include_rejected`."""
     if not p.staging.exists():
         return []
     merged = set(_manifest(p.final)) if p.final.exists() else set()
@@ -128,10 +149,25 @@ def staged_episodes(p: Paths) -> list[pathlib.Path]:
     for d in sorted(p.staging.iterdir()):
         if d.name.startswith(".tmp_"):
             logger.warning("dropping the unfinished episode %s (interrupted while recording)", d.name[5:])
-            shutil.rmtree(d)
+            shutil.rmtree(d, ignore_errors=True)  # whatever is left (never merged: .tmp_) goes next time
+        elif d.name.endswith(REJECTED) and not include_rejected:
+            continue
         elif d.name not in merged and (d / "meta" / "info.json").exists():
             out.append(d)
     return out
+
+
+def rejected_episodes(p: Paths) -> list[pathlib.Path]:
+    """Staged episodes rejected for their timing (kept aside, not merged)."""
+    if not p.staging.exists():
+        return []
+    merged = set(_manifest(p.final)) if p.final.exists() else set()
+    return [d for d in sorted(p.staging.iterdir()) if d.name.endswith(REJECTED) and d.name not in merged]
+
+
+def _timing_entries(dataset: pathlib.Path) -> list[dict]:
+    path = dataset / TIMING
+    return json.loads(path.read_text()) if path.exists() else []
 
 
 def _check_features(dataset: pathlib.Path, fps: int, features: dict) -> None:
@@ -156,12 +192,13 @@ _LEROBOT_DEFAULT_KEYS = {"timestamp", "frame_index", "episode_index", "index", "
 
 def merge(p: Paths, staged: list[pathlib.Path], *, keep_existing: bool = True) -> pathlib.Path | None:
     """Merge `staged` episode datasets (after the existing dataset when `keep_existing`) into `p.final`,
-    atomically: the merged dataset is complete on disk before the previous version is removed."""
+    atomically: the merged dataset is complete on disk before the previous version is removed. Staged episodes
+    not in `staged` (rejected for their timing) stay in the staging dir."""
     from lerobot.datasets.aggregate import aggregate_datasets
 
     keep = keep_existing and p.final.exists()
     if not staged:
-        shutil.rmtree(p.staging, ignore_errors=True)
+        _clean_staging(p, [])
         return p.final if p.final.exists() else None
     sources = ([p.final] if keep else []) + staged
     shutil.rmtree(p.merging, ignore_errors=True)
@@ -169,14 +206,27 @@ def merge(p: Paths, staged: list[pathlib.Path], *, keep_existing: bool = True) -
     aggregate_datasets([p.repo_id] * len(sources), p.repo_id, roots=sources, aggr_root=p.merging)
     names = (_manifest(p.final) if keep else []) + [d.name for d in staged]
     (p.merging / MANIFEST).write_text(json.dumps(names))
+    timing = _timing_entries(p.final) if keep else []
+    first = json.loads((p.final / "meta" / "info.json").read_text())["total_episodes"] if keep else 0
+    for i, d in enumerate(staged):
+        timing += [{**e, "episode_index": first + i, "staged": d.name} for e in _timing_entries(d)]
+    (p.merging / TIMING).write_text(json.dumps(timing, indent=1))
     _fsync_tree(p.merging)
     if p.final.exists():
         os.rename(p.final, p.replaced)
     os.rename(p.merging, p.final)
     shutil.rmtree(p.replaced, ignore_errors=True)
-    shutil.rmtree(p.staging, ignore_errors=True)
+    _clean_staging(p, staged)
     logger.info("merged %d episodes into %s in %.1f s", len(staged), p.final, time.monotonic() - t0)
     return p.final
+
+
+def _clean_staging(p: Paths, merged: list[pathlib.Path]) -> None:
+    """Remove the merged episodes from the staging dir, and the dir itself unless rejected episodes are left."""
+    for d in merged:
+        shutil.rmtree(d, ignore_errors=True)
+    if p.staging.exists() and not any(p.staging.iterdir()):
+        p.staging.rmdir()
 
 
 class _Lock:
@@ -195,25 +245,40 @@ class _Lock:
             self._f.close()
 
 
-def recover(repo_id: str, root: pathlib.Path | None = None, *, overwrite: bool = False) -> pathlib.Path | None:
+def recover(
+    repo_id: str, root: pathlib.Path | None = None, *, overwrite: bool = False, keep_off_rate: bool = False
+) -> pathlib.Path | None:
     """Merge the episodes a crashed session left in the staging dir into the dataset (appended, or replacing it
-    with `overwrite`). Returns the dataset dir (None if there is none)."""
+    with `overwrite`); `keep_off_rate`: also the episodes rejected for their timing. Returns the dataset dir
+    (None if there is none)."""
     p = Paths(pathlib.Path(root) if root else lerobot_home(), repo_id)
     lock = _Lock(p.lock)
     try:
         _repair_interrupted_swap(p)
-        staged = staged_episodes(p)
+        staged = staged_episodes(p, include_rejected=keep_off_rate)
         print(f"{len(staged)} unmerged episodes in {p.staging}")
-        return merge(p, staged, keep_existing=not overwrite)
+        out = merge(p, staged, keep_existing=not overwrite)
+        if left := rejected_episodes(p):
+            print(rejected_note(p, len(left)))
+        return out
     finally:
         lock.release()
+
+
+def rejected_note(p: Paths, n: int) -> str:
+    return (
+        f"{n} episodes rejected for their timing (off the dataset's rate) are kept aside in {p.staging} "
+        f"(*{REJECTED}); merge them anyway with `{p.recover_command()} --keep-off-rate`, or delete them"
+    )
 
 
 class EpisodeRecorder:
     """Writes each finished episode as its own finalized dataset (crash-safe) and merges them at `close()`.
 
     `resume`: keep the existing dataset and append to it, and merge the episodes a crashed session left behind.
-    `overwrite`: replace the existing dataset (only once the new one is complete)."""
+    `overwrite`: replace the existing dataset (only once the new one is complete).
+    `writer`: how images leave the control loop (module doc): "streaming" (default), "threads" or "sync".
+    `queue_frames`: bound of the writer's queue, in frames per camera; a full queue makes `add_frame` wait."""
 
     def __init__(
         self,
@@ -225,9 +290,16 @@ class EpisodeRecorder:
         overwrite: bool = False,
         resume: bool = False,
         root: pathlib.Path | None = None,
+        writer: str = "streaming",
+        queue_frames: int = 150,
+        image_writer_threads: int = 4,
     ):
         from lerobot.datasets.lerobot_dataset import LeRobotDataset  # slow import (~10 s): not in the first step
 
+        if writer not in WRITERS:
+            raise ValueError(f"writer must be one of {WRITERS}, got {writer!r}")
+        if queue_frames < 1:
+            raise ValueError(f"queue_frames must be >= 1, got {queue_frames}")
         self._dataset_cls = LeRobotDataset
         self.paths = p = Paths(pathlib.Path(root) if root else lerobot_home(), repo_id)
         self.final = p.final
@@ -247,31 +319,47 @@ class EpisodeRecorder:
                     "or choose another --repo-id"
                 )
             if p.final.exists() and resume and not overwrite:
+                features = _compatible_features(p.final, features)
                 _check_features(p.final, fps, features)
             for d in leftover:
                 _check_features(d, fps, features)
+            if left := rejected_episodes(p):
+                logger.warning(rejected_note(p, len(left)))
         except BaseException:
             self._lock.release()
             raise
         self._fps, self._features, self._robot_type = fps, features, robot_type
+        self.writer, self.queue_frames, self._writer_threads = writer, int(queue_frames), image_writer_threads
+        self._video_keys = [k for k, f in features.items() if f["dtype"] in ("video", "image")]
         self._keep_existing = not overwrite
         self._session = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        self._staged: list[pathlib.Path] = []  # this session's finished episodes
+        self._staged: list[pathlib.Path] = []  # this session's finished (kept) episodes
+        self._saved: list[pathlib.Path] = []  # this session's saved episodes, kept and rejected, in order
+        self.rejected: list[pathlib.Path] = []  # this session's episodes rejected for their timing
         self.recovered = len(leftover)
         self._ds = None
         self._tmp: pathlib.Path | None = None
         self._frames = 0
+        self._writer_stats = _WriterStats()
         self._closed = False
 
     @property
+    def features(self) -> dict:
+        """The dataset's features (a frame must have each of them)."""
+        return self._features
+
+    @property
     def episodes(self) -> int:
-        """Episodes kept in this session so far."""
+        """Episodes kept in this session so far (not counting the rejected ones)."""
         return len(self._staged)
 
     @property
     def frames(self) -> int:
         """Frames of the episode being recorded."""
         return self._frames
+
+    def rejected_note(self) -> str:
+        return rejected_note(self.paths, len(rejected_episodes(self.paths)))
 
     def _open_episode(self):
         # <order in the staging dir>_<session start>_<random>: sorts in recording order, unique across sessions
@@ -287,39 +375,97 @@ class EpisodeRecorder:
             robot_type=self._robot_type,
             use_videos=True,
             vcodec="h264",
+            image_writer_threads=self._writer_threads if self.writer == "threads" else 0,
+            streaming_encoding=self.writer == "streaming",
+            encoder_queue_maxsize=self.queue_frames,
         )
+        self._writer_stats = _WriterStats()
+
+    def start_episode(self) -> None:
+        """Create the next episode's dataset now (disk work), so that the control loop's first `add_frame` does
+        not. Optional: `add_frame` does it when needed."""
+        if self._ds is None:
+            self._open_episode()
+
+    @property
+    def backlog(self) -> int:
+        """Frames (per camera, the fullest camera) waiting in the writer's queue."""
+        ds = self._ds
+        if ds is None:
+            return 0
+        enc = getattr(ds, "_streaming_encoder", None)
+        if enc is not None:
+            return max((q.qsize() for q in getattr(enc, "_frame_queues", {}).values()), default=0)
+        if ds.image_writer is not None:
+            return -(-ds.image_writer.queue.qsize() // max(1, len(self._video_keys)))
+        return 0
+
+    def _wait_for_writer(self, timeout: float = 60.0) -> None:
+        """Backpressure: wait until the writer's bounded queue has room for this frame (never drop one)."""
+        backlog = self.backlog
+        st = self._writer_stats
+        st.max_backlog = max(st.max_backlog, backlog)
+        if backlog < self.queue_frames:
+            return
+        t0 = time.monotonic()
+        while self.backlog >= self.queue_frames:
+            if time.monotonic() - t0 > timeout:
+                raise RuntimeError(f"the episode writer made no progress for {timeout:.0f} s (queue full)")
+            time.sleep(0.002)
+        st.blocked_steps += 1
+        st.blocked_s += time.monotonic() - t0
+
+    def writer_stats(self) -> dict:
+        """Backpressure of the episode being recorded (EpisodeTiming's writer_* fields)."""
+        st = self._writer_stats
+        return {
+            "writer_blocked_steps": st.blocked_steps,
+            "writer_blocked_ms": 1e3 * st.blocked_s,
+            "writer_max_backlog": st.max_backlog,
+        }
 
     def add_frame(self, frame: dict, task: str) -> None:
+        """Queue one frame: vectors are kept in memory, images go to the writer (no encoding here)."""
         missing = set(self._features) - set(frame)
         if missing:
             raise KeyError(f"frame is missing features {sorted(missing)}")
         if self._ds is None:
             self._open_episode()
-        self._ds.add_frame(
-            {
-                **{
-                    k: (np.asarray(v, np.float32) if self._features[k]["dtype"] == "float32" else v)
-                    for k, v in frame.items()
-                },
-                "task": task,
-            }
-        )
+        self._wait_for_writer()
+        self._ds.add_frame({**{k: _value(frame[k], f) for k, f in self._features.items()}, "task": task})
         self._frames += 1
 
-    def save_episode(self) -> bool:
-        """Finish the current episode: finalized on disk and renamed into the staging dir (atomic). False if it
-        has no frames."""
+    def save_episode(self, timing: EpisodeTiming | None = None) -> bool:
+        """Finish the current episode after the loop (the writer's backlog is written, the video encoded):
+        finalized on disk and renamed into the staging dir (atomic). With a `timing` that is off rate and not
+        `kept_anyway`, it is staged as rejected (`<name>.rejected`, not merged). False if it has no frames."""
         if self._frames == 0:
             return False
-        self._ds.save_episode()
-        self._ds.finalize()
+        t0 = time.monotonic()
+        ds = self._ds
+        dropped = sum(getattr(getattr(ds, "_streaming_encoder", None), "_dropped_frames", {}).values())
+        if dropped:  # cannot happen with the wait in add_frame; a video shorter than the data would be corrupt
+            raise RuntimeError(f"the video encoder dropped {dropped} frames; the episode is not saved")
+        ds.save_episode()
+        ds.stop_image_writer()
+        ds.finalize()
+        if timing is not None:
+            (self._tmp / TIMING).write_text(json.dumps([timing.to_json()], indent=1))
         _fsync_tree(self._tmp)
-        dst = self._tmp.with_name(self.pending_name)
+        rejected = timing is not None and timing.off_rate and not timing.kept_anyway
+        dst = self._tmp.with_name(self.pending_name + (REJECTED if rejected else ""))
         os.rename(self._tmp, dst)
         _fsync_dir(self.paths.staging)
-        self._staged.append(dst)
+        (self.rejected if rejected else self._staged).append(dst)
+        self._saved.append(dst)
         self._ds, self._tmp, self._frames = None, None, 0
-        logger.info("saved episode %d (%s)", len(self._staged), dst.name)
+        logger.info(
+            "%s episode %s (%s) in %.1f s after the loop",
+            "rejected" if rejected else "saved",
+            len(self._saved),
+            dst.name,
+            time.monotonic() - t0,
+        )
         return True
 
     @property
@@ -334,21 +480,28 @@ class EpisodeRecorder:
         self._lock.release()
 
     def discard_episode(self) -> None:
-        """Drop the episode being recorded."""
+        """Drop the episode being recorded (its writer threads are stopped first)."""
+        if self._ds is not None:
+            _stop_writers(self._ds)
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
         self._ds, self._tmp, self._frames = None, None, 0
 
-    def discard_last(self) -> bool:
-        """Drop the last episode saved in this session (before it is merged). False if there is none."""
-        if not self._staged:
-            return False
-        shutil.rmtree(self._staged.pop())
-        return True
+    def discard_last(self) -> str | None:
+        """Drop the last episode saved in this session (before it is merged), kept or rejected. Returns "kept" or
+        "rejected" (what it was), None if there is none."""
+        if not self._saved:
+            return None
+        d = self._saved.pop()
+        kind = "rejected" if d in self.rejected else "kept"
+        (self.rejected if kind == "rejected" else self._staged).remove(d)
+        shutil.rmtree(d)
+        return kind
 
     def close(self) -> pathlib.Path | None:
-        """Drop an unfinished episode, merge the staged ones into the dataset. Returns the dataset dir, or None
-        if there is none. If merging fails the staged episodes stay on disk (see the recovery command)."""
+        """Drop an unfinished episode, merge the staged ones into the dataset (not the rejected ones). Returns the
+        dataset dir, or None if there is none. If merging fails the staged episodes stay on disk (see the recovery
+        command)."""
         if self._closed:
             return self.final if self.final.exists() else None
         self._closed = True
@@ -371,6 +524,54 @@ class EpisodeRecorder:
         return out
 
 
+def _value(v, feature: dict):
+    if feature["dtype"] in ("float32", "float64"):
+        return np.asarray(v, feature["dtype"])
+    return v
+
+
+@dataclasses.dataclass
+class _WriterStats:
+    blocked_steps: int = 0
+    blocked_s: float = 0.0
+    max_backlog: int = 0
+
+
+def _stop_writers(ds) -> None:
+    """Stop a dataset's writer threads without writing what is still queued (the episode is dropped)."""
+    enc = getattr(ds, "_streaming_encoder", None)
+    if enc is not None:
+        for q in getattr(enc, "_frame_queues", {}).values():
+            _drain(q, task_done=False)
+            q.put(None)  # the encoder thread closes its file at once instead of polling its stop flag
+        enc.cancel_episode()
+    if ds.image_writer is not None:
+        _drain(ds.image_writer.queue, task_done=True)
+        ds.stop_image_writer()
+
+
+def _drain(q, *, task_done: bool) -> None:
+    while True:
+        try:
+            q.get_nowait()
+        except queue.Empty:
+            return
+        if task_done:
+            q.task_done()
+
+
+def _compatible_features(dataset: pathlib.Path, features: dict) -> dict:
+    """Appending to a dataset recorded before the `capture_time` column existed: record without it (the timing
+    is still kept per episode in meta/robot_common_timing.json)."""
+    from robot_common.timing import CAPTURE_TIME
+
+    theirs = json.loads((dataset / "meta" / "info.json").read_text())["features"]
+    if CAPTURE_TIME in features and CAPTURE_TIME not in theirs:
+        logger.warning("%s has no %s column (recorded before it existed): appending without it", dataset, CAPTURE_TIME)
+        return {k: v for k, v in features.items() if k != CAPTURE_TIME}
+    return features
+
+
 @dataclasses.dataclass
 class RecoverArgs:
     repo_id: str
@@ -379,10 +580,12 @@ class RecoverArgs:
     """Datasets home; default $HF_LEROBOT_HOME (datasets/ with make)."""
     overwrite: bool = False
     """Replace the existing dataset with the recovered episodes instead of appending them."""
+    keep_off_rate: bool = False
+    """Also merge the episodes rejected for their timing (staged as <name>.rejected)."""
 
 
 def main(args: RecoverArgs) -> pathlib.Path | None:
-    out = recover(args.repo_id, args.root, overwrite=args.overwrite)
+    out = recover(args.repo_id, args.root, overwrite=args.overwrite, keep_off_rate=args.keep_off_rate)
     print(f"dataset: {out}" if out else "nothing to recover")
     return out
 
