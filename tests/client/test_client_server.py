@@ -111,13 +111,14 @@ def test_fast_policies_run_on_the_event_loop_slow_ones_in_a_worker_thread():
             return {"actions": np.zeros((2, 2), np.float32)}
 
     policy = Where()
-    with serve_in_thread(policy) as (_, port):
+    # A 10 ms threshold (default 2 ms): a trivial call preempted on a loaded 2-core machine still counts as fast.
+    with serve_in_thread(policy, inline_infer_ms=10) as (_, port):
         client = wcp.WebsocketClientPolicy("127.0.0.1", port)
         for _ in range(3):
             client.infer(_obs())
-        # First call is measured in the worker thread; after that a sub-2 ms policy runs inline.
+        # First call is measured in the worker thread; after that a fast policy runs inline.
         assert policy.threads[0] != "policy-server" and policy.threads[1:] == ["policy-server"] * 2
-        policy.delay = 0.02
+        policy.delay = 0.05
         for _ in range(3):
             client.infer(_obs())
         # The slow call itself was still inline (not known to be slow yet); later ones go to the thread.
