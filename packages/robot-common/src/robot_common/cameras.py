@@ -7,10 +7,10 @@ lazily, so `robot_common` imports without them. Synchronized reads of several ca
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import glob
 import importlib
+import logging
 import os
 import sys
 
@@ -19,6 +19,8 @@ import numpy as np
 from robot_common.camera_sync import grab  # noqa: F401  (re-exported: `from robot_common.cameras import grab`)
 from robot_common.interface import Camera
 from robot_common.interface import SimCamera
+
+logger = logging.getLogger("robot_common.cameras")
 
 BACKENDS = ("opencv", "realsense")
 LIST_UVC = "list cameras with `v4l2-ctl --list-devices` or `ls -l /dev/v4l/by-id/`"
@@ -255,7 +257,10 @@ def make_cameras(robot, args: CameraArgs, sim: bool) -> dict[str, Camera]:
 
 
 def close_cameras(cameras: dict[str, Camera]) -> None:
-    """Release every camera that has a `close()` (errors are ignored: this runs on shutdown paths)."""
-    for cam in cameras.values():
-        with contextlib.suppress(Exception):
+    """Release every camera that has a `close()`. A failing close is logged with its camera and the others are
+    still closed (this runs on shutdown and error paths, where raising would hide the original error)."""
+    for name, cam in cameras.items():
+        try:
             getattr(cam, "close", lambda: None)()
+        except Exception:
+            logger.exception("camera %r failed to close", name)

@@ -185,11 +185,9 @@ class JaxTrainer:
 
 
 def _data_config(config):
-    try:
-        return config.data.create(config.assets_dirs, config.model)
-    except Exception as e:  # noqa: BLE001 - assets are optional for the loop itself
-        logger.warning("Could not build the data config for assets (%s); checkpoints will have no norm stats", e)
-        return None
+    """The data config (norm stats and asset id for the checkpoints); one that cannot be built is an error. None when
+    the config has no data factory (a caller-supplied `data_factory` feeds the loop)."""
+    return None if config.data is None else config.data.create(config.assets_dirs, config.model)
 
 
 def default_data_iterator(config, data_sharding) -> Iterator:

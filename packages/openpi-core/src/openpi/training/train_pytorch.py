@@ -337,8 +337,8 @@ def _train(config, dinfo, options, model_factory, data_factory, progress):
 
     data_cfg = None
     if dinfo.is_main:
-        with contextlib.suppress(Exception):
-            data_cfg = config.data.create(config.assets_dirs, config.model)
+        # A data config that cannot be built is an error (it also gives the checkpoints their norm stats).
+        data_cfg = None if config.data is None else config.data.create(config.assets_dirs, config.model)
     if data_factory is not None:
         data_iter = data_factory(start_step, dinfo.rank, dinfo.world_size)
     else:
