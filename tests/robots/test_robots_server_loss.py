@@ -16,7 +16,7 @@ from openpi_client.rtc import PolicyServerLostError
 from robot_common.cameras import make_cameras
 from robot_common.cli import RunArgs
 from robot_common.cli import run_robot
-from robot_flexiv import common
+from robot_flexiv import arm as flexiv_arm
 from robot_flexiv import kinematics
 
 HZ, HORIZON, MAX_HOLD_S, STEP = 20.0, 8, 0.5, 0.01
@@ -49,7 +49,7 @@ class TwoChunksThenLost(base_policy.BasePolicy):
 @pytest.mark.parametrize("how", ["hang", "shutdown"])
 def test_lost_server_holds_the_arm_then_stops_with_a_clear_error(how):
     policy = TwoChunksThenLost(how)
-    arm = common.make_arm("qpos", sim=True)
+    arm = flexiv_arm.make_arm("qpos", sim=True)
     sent = []
     command = arm.command
     arm.command = lambda target: sent.append(command(target)) or sent[-1]

@@ -87,3 +87,17 @@ class FlexivArm(Robot):
             self._last_quat = pose7[3:7].copy()
             self.backend.move_tcp(pose7)
         self.backend.move_gripper(float(target[-1]))
+
+
+def make_arm(mode: str, sim: bool, robot_sn: str = "", *, teach: bool = False, motion=None):
+    """The Flexiv arm on the simulator or the real robot (`motion`: driver.MotionLimits, velocity/acceleration
+    limits sent with every command); `teach`: compliant, hand-guided, no commands sent (kinesthetic teaching)."""
+    if sim:
+        from robot_flexiv.sim import SimRizonBackend
+
+        return FlexivArm(SimRizonBackend(), mode, teach=teach)
+    if not robot_sn:
+        raise ValueError("--robot-sn is required for the real robot (e.g. Rizon4-123456)")
+    from robot_flexiv.driver import FlexivRdkBackend
+
+    return FlexivArm(FlexivRdkBackend(robot_sn, limits=motion), mode, teach=teach)

@@ -16,6 +16,7 @@ from robot_common.cameras import make_cameras
 from robot_common.cli import CollectArgs
 from robot_common.cli import collect_robot
 from robot_common.rotations import pose7_to_pose9
+from robot_flexiv import arm as flexiv_arm
 from robot_flexiv import common
 from robot_flexiv import kinematics
 from robot_flexiv.driver import MotionLimits
@@ -40,7 +41,7 @@ def main(args: Args) -> int:
     if not args.sim and not teach:
         raise ValueError("--teach False on the real Flexiv: collection is kinesthetic (hand-guided); drop the flag")
     # Collection works in joint space; both spaces are recorded in every frame.
-    arm = common.make_arm("qpos", args.sim, args.robot_sn, teach=teach, motion=args.motion)
+    arm = flexiv_arm.make_arm("qpos", args.sim, args.robot_sn, teach=teach, motion=args.motion)
     arm.connect()
     hw = args.cameras.hw
     if args.sim:

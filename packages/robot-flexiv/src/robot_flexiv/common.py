@@ -16,19 +16,3 @@ def features(image_hw=(480, 640)) -> dict:
         "observation.images.base": image_feature((*image_hw, 3)),
         "observation.images.wrist": image_feature((*image_hw, 3)),
     }
-
-
-def make_arm(mode: str, sim: bool, robot_sn: str = "", *, teach: bool = False, motion=None):
-    """The Flexiv arm on the simulator or the real robot (`motion`: driver.MotionLimits, velocity/acceleration
-    limits sent with every command); `teach`: compliant, hand-guided, no commands sent (kinesthetic teaching)."""
-    from robot_flexiv.arm import FlexivArm
-
-    if sim:
-        from robot_flexiv.sim import SimRizonBackend
-
-        return FlexivArm(SimRizonBackend(), mode, teach=teach)
-    if not robot_sn:
-        raise ValueError("--robot-sn is required for the real robot (e.g. Rizon4-123456)")
-    from robot_flexiv.driver import FlexivRdkBackend
-
-    return FlexivArm(FlexivRdkBackend(robot_sn, limits=motion), mode, teach=teach)

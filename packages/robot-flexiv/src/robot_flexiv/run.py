@@ -13,7 +13,7 @@ import tyro
 from robot_common.cameras import make_cameras
 from robot_common.cli import RunArgs
 from robot_common.cli import run_robot
-from robot_flexiv import common
+from robot_flexiv import arm as flexiv_arm
 from robot_flexiv.driver import MotionLimits
 
 
@@ -29,7 +29,7 @@ class Args(RunArgs):
 
 
 def main(args: Args):
-    arm = common.make_arm(args.mode, args.sim, args.robot_sn, motion=args.motion)
+    arm = flexiv_arm.make_arm(args.mode, args.sim, args.robot_sn, motion=args.motion)
     return run_robot(arm, lambda r: make_cameras(r, args.cameras, args.sim), args)
 
 
