@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import openpi.models.pi0_config as pi0_config
 from openpi.training.config import DEBUG_TOKENIZER
 from openpi.training.config import PI0_BASE
@@ -108,7 +110,8 @@ def _aloha_sim_small(name: str, description: str, *, env_state_dim: int = 0) -> 
     return TrainConfig(
         name=name,
         description=description,
-        model=ALOHA_SIM_SMALL_MODEL,
+        # The privileged prompt carries 7 more discretized state values: 112 tokens hold it whole (96 cut its end).
+        model=dataclasses.replace(ALOHA_SIM_SMALL_MODEL, max_token_len=112) if env_state_dim else ALOHA_SIM_SMALL_MODEL,
         data=LeRobotAlohaDataConfig(
             repo_id="aloha_sim_transfer_small",
             default_prompt="Transfer cube",
