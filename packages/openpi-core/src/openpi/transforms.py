@@ -220,6 +220,37 @@ class SelectImages:
 
 
 @dataclasses.dataclass(frozen=True)
+class CropImages:
+    """Crop camera slots to a region given as fractions of the image (top, left, bottom, right), before the resize
+    to the model resolution: e.g. the table of a fixed overhead camera, so a small object covers more pixels. The
+    same transform runs in training and serving (it is part of the policy's input transforms)."""
+
+    box: tuple[float, float, float, float]
+    keys: tuple[str, ...] = ("base_0_rgb",)
+
+    def __post_init__(self):
+        top, left, bottom, right = self.box
+        if not (0.0 <= top < bottom <= 1.0 and 0.0 <= left < right <= 1.0):
+            raise ValueError(
+                f"crop box {self.box} must be fractions (top, left, bottom, right) with top < bottom, left < right"
+            )
+
+    def __call__(self, data: DataDict) -> DataDict:
+        images = dict(data["image"])
+        for key in self.keys:
+            if key not in images:
+                raise ValueError(f"crop: camera slot {key!r} is not in the input (got {sorted(images)})")
+            img = np.asarray(images[key])
+            h, w = img.shape[-3:-1]
+            top, left, bottom, right = self.box
+            rows = slice(int(round(top * h)), int(round(bottom * h)))
+            cols = slice(int(round(left * w)), int(round(right * w)))
+            images[key] = img[..., rows, cols, :]
+        data["image"] = images
+        return data
+
+
+@dataclasses.dataclass(frozen=True)
 class ResizeImages:
     height: int
     width: int

@@ -138,6 +138,8 @@ class LeRobotAlohaDataConfig(DataConfigFactory):
     env_state_dim: int = 0
     """> 0: the privileged tier of the sim recipe; the dataset's `observation.environment_state` (cube pose) is
     appended to the state (the sim client sends it as `env_state` with --privileged)."""
+    image_crop: tuple[float, float, float, float] | None = None
+    """Crop the top camera to (top, left, bottom, right) fractions before the resize (`transforms.CropImages`)."""
 
     def create(self, assets_dirs, model_config) -> DataConfig:
         keys = {"images": {"cam_high": "observation.images.top"}, "state": "observation.state", "actions": "action"}
@@ -148,6 +150,8 @@ class LeRobotAlohaDataConfig(DataConfigFactory):
             inputs=[aloha_policy.AlohaInputs(self.adapt_to_pi, env_state_dim=self.env_state_dim)],
             outputs=[aloha_policy.AlohaOutputs(self.adapt_to_pi)],
         )
+        if self.image_crop is not None:
+            data = data.push(inputs=[_transforms.CropImages(self.image_crop)])
         if self.use_delta_joint_actions:
             mask = _transforms.make_bool_mask(6, -1, 6, -1)
             data = data.push(inputs=[_transforms.DeltaActions(mask)], outputs=[_transforms.AbsoluteActions(mask)])

@@ -106,21 +106,35 @@ ALOHA_SIM_SMALL_MODEL = pi0_config.Pi0Config(
 )
 
 
-def _aloha_sim_small(name: str, description: str, *, env_state_dim: int = 0) -> TrainConfig:
+# The table region of gym-aloha's top camera (top, left, bottom, right fractions): the arms' bases and the black
+# surround are cut, so the ~4 px cube of a 120x160 render covers more of the model's input.
+ALOHA_SIM_TABLE_CROP = (0.2, 0.15, 0.8, 0.85)
+
+
+def _aloha_sim_small(
+    name: str,
+    description: str,
+    *,
+    env_state_dim: int = 0,
+    model: pi0_config.Pi0Config = ALOHA_SIM_SMALL_MODEL,
+    image_crop: tuple[float, float, float, float] | None = None,
+    image_augmentation: bool = True,
+) -> TrainConfig:
     return TrainConfig(
         name=name,
         description=description,
-        # The privileged prompt carries 7 more discretized state values: 112 tokens hold it whole (96 cut its end).
-        model=dataclasses.replace(ALOHA_SIM_SMALL_MODEL, max_token_len=112) if env_state_dim else ALOHA_SIM_SMALL_MODEL,
+        model=model,
         data=LeRobotAlohaDataConfig(
             repo_id="aloha_sim_transfer_small",
             default_prompt="Transfer cube",
             use_delta_joint_actions=False,
             adapt_to_pi=False,
             env_state_dim=env_state_dim,
+            image_crop=image_crop,
             tokenizer_path=DEBUG_TOKENIZER,
             assets=AssetsConfig(asset_id="aloha_sim_transfer_small" + ("_privileged" if env_state_dim else "")),
         ),
+        image_augmentation=image_augmentation,
         # Sized for ~45 min on a 2-core CPU (bench/RESULTS.md); on a GPU raise steps and batch.
         lr_schedule=_optimizer.CosineDecaySchedule(warmup_steps=100, peak_lr=1e-3, decay_steps=2400, decay_lr=1e-4),
         batch_size=16,
@@ -192,11 +206,18 @@ CONFIGS = [
     _aloha_sim_small(
         "pi05_aloha_sim_small",
         "small pi0.5 trained from scratch on scripted ALOHA-sim transfer-cube (pixels + joints; CPU recipe)",
+        # The table crop (72x112 of the 120x160 render) at 84x126 (54 image tokens). No geometric augmentation: the
+        # camera is fixed, and a random 95% crop / 5 degree rotation moves the ~1 cm/px image by +-3 px.
+        model=dataclasses.replace(ALOHA_SIM_SMALL_MODEL, image_resolution=(84, 126)),
+        image_crop=ALOHA_SIM_TABLE_CROP,
+        image_augmentation=False,
     ),
     _aloha_sim_small(
         "pi05_aloha_sim_small_privileged",
         "pipeline check: pi05_aloha_sim_small whose state also carries the PRIVILEGED sim cube pose",
         env_state_dim=7,
+        # The privileged prompt carries 7 more discretized state values: 112 tokens hold it whole (96 cut its end).
+        model=dataclasses.replace(ALOHA_SIM_SMALL_MODEL, max_token_len=112),
     ),
     TrainConfig(
         name="pi0_aloha_sim",
