@@ -1,4 +1,4 @@
-"""Convert a JAX (orbax) checkpoint to our PyTorch format: model.safetensors + config.json + assets/.
+"""Convert a JAX (orbax) checkpoint to upstream openpi's PyTorch layout: model.safetensors + config.json + assets/.
 
     python scripts/convert_jax_model_to_pytorch.py --config-name pi05_piper_pick_cube \
         --checkpoint-dir checkpoints/pi05_piper_pick_cube/my_exp/29999 --output-path checkpoints/.../29999_torch
@@ -6,7 +6,9 @@
 
 Unlike upstream's converter it copies `assets/` (the norm stats) from the checkpoint dir itself, picks the pi0 /
 pi0.5 layout from the config (not from the path), merges LoRA adapters into the weights instead of dropping them,
-and (by default) runs both models on one fake observation and reports the max difference.
+and (by default) reads the written file back, runs both models on one fake observation and reports the max
+difference (with --precision bfloat16 the file is bf16, so the difference is bf16-sized). The keys, shapes and
+tensor operations are upstream's (docs/pytorch.md); `config.json` has upstream's five fields first.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ def convert(args: Args) -> dict:
     from openpi.models_pytorch import loading
     from openpi.models_pytorch.pi0_pytorch import PI0Pytorch
     from openpi.shared import download
+    from openpi.shared.tree import tree_map
     from openpi.training import config as _config
 
     train_config = _config.get_config(args.config_name)
@@ -53,17 +56,11 @@ def convert(args: Args) -> dict:
         raise FileNotFoundError(f"{ckpt}/params not found: --checkpoint-dir must be a step dir with params/")
     start = time.time()
     params = _model.restore_params(ckpt / "params")
-    state = _convert.jax_params_to_torch_state_dict(params, model_config, merge=True)
-    merged_config = dataclasses.replace(
-        model_config,
-        paligemma_variant=model_config.paligemma_variant.replace("_lora", ""),
-        action_expert_variant=model_config.action_expert_variant.replace("_lora", ""),
-    )
-    model = PI0Pytorch(merged_config)
-    model.load_state_dict(state)
+    state = _convert.jax_to_torch(params, model_config, merge=True)
+    merged_config = _convert.merged_config(model_config)
+    model = loading.build_on_meta(merged_config)
+    model.load_state_dict(state, strict=True, assign=True)
     out = pathlib.Path(args.output_path)
-    if args.precision == "bfloat16":
-        model.to_precision("bfloat16")
     loading.save_pytorch_model(model, out, precision=args.precision)
     if (ckpt / "assets").is_dir():
         shutil.copytree(ckpt / "assets", out / "assets", dirs_exist_ok=True)
@@ -75,9 +72,9 @@ def convert(args: Args) -> dict:
         obs = model_config.fake_obs(1)
         noise = np.random.default_rng(0).normal(size=(1, model_config.action_horizon, model_config.action_dim))
         a_jax = np.asarray(jax_model.sample_actions(jax.random.key(0), obs, noise=noise.astype(np.float32)))
-        ref = PI0Pytorch(merged_config)
-        ref.load_state_dict(state)
-        tobs = jax.tree.map(lambda x: torch.as_tensor(np.asarray(x)), obs)
+        ref = loading.load_pytorch_model(merged_config, out, precision="float32")  # what was written, read back
+        assert isinstance(ref, PI0Pytorch)
+        tobs = tree_map(lambda x: torch.as_tensor(np.asarray(x)), obs)
         a_t = ref.sample_actions("cpu", tobs, noise=torch.as_tensor(noise, dtype=torch.float32)).numpy()
         report["max_abs_diff_fp32"] = float(np.abs(a_jax - a_t).max())
     return report

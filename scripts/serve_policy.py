@@ -73,6 +73,11 @@ class Args:
     shortcut, no backward pass) or prefix (training-time RTC; the default for models trained with rtc_max_delay)."""
     rtc_max_guidance_weight: float = 5.0
     """Guidance-weight clip (beta) of the vjp / identity methods."""
+    pytorch_compile_mode: str = "config"
+    """PyTorch checkpoints: torch.compile mode of the denoising step and prefix pass (default, reduce-overhead,
+    max-autotune, max-autotune-no-cudagraphs), none for eager, or config (the train config's
+    Pi0Config.pytorch_compile_mode). Compiles during warm-up; the inductor cache under $OPENPI_DATA_HOME makes the next
+    start fast (docs/pytorch.md)."""
     policy: Checkpoint | Default = dataclasses.field(default_factory=Default)
 
 
@@ -94,6 +99,7 @@ def create_policy(args: Args) -> tuple[_policy.Policy, _config.TrainConfig]:
         pytorch_device=args.pytorch_device,
         rtc_method=args.rtc_method,
         rtc_max_guidance_weight=args.rtc_max_guidance_weight,
+        pytorch_compile_mode=args.pytorch_compile_mode,
     )
     return policy, train_config
 

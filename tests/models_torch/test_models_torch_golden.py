@@ -41,11 +41,15 @@ def T(x):
 
 
 @pytest.mark.parametrize("pi05", [False, True], ids=["pi0", "pi05"])
-def test_golden_loss_and_actions(golden_dir, pi05):
+def test_golden_loss_and_actions(golden_dir, pi05, tmp_path):
+    """upstream's orbax params -> convert -> save (upstream layout) -> load (meta + assign) -> golden vectors."""
     name = "pi05_tiny" if pi05 else "pi0_tiny"
     cfg = tiny(pi05)
-    model = PI0Pytorch(cfg)
-    model.load_state_dict(jax_params_to_torch_state_dict(_model.restore_params(golden_dir / name / "params"), cfg))
+    converted = PI0Pytorch(cfg)
+    converted.load_state_dict(jax_params_to_torch_state_dict(_model.restore_params(golden_dir / name / "params"), cfg))
+    loading.save_pytorch_model(converted, tmp_path, precision="float32")
+    model = loading.load_pytorch_model(cfg, tmp_path)
+    assert all(p.device.type == "cpu" for p in model.parameters())
     mi, v = np.load(golden_dir / "model_inputs.npz"), np.load(golden_dir / name / "vectors.npz")
     obs = _model.Observation.from_dict(
         {
@@ -125,8 +129,10 @@ def test_make_convert_writes_servable_dir_and_reports_parity(golden_dir, tmp_pat
     )
     # bf16 weights keep norms / patch+position embeddings in fp32 and still produce finite, close actions
     bf = loading.load_pytorch_model(tiny(True), out, precision="bfloat16")
-    assert bf.PaliGemma.llm.layers.attn.q_einsum.w.dtype == torch.bfloat16
-    assert bf.PaliGemma.img.pos_embedding.dtype == torch.float32
-    assert bf.PaliGemma.llm.final_norm.scale.dtype == torch.float32
+    pg = bf.paligemma_with_expert.paligemma.model
+    assert pg.language_model.layers[0].self_attn.q_proj.weight.dtype == torch.bfloat16
+    assert pg.vision_tower.vision_model.embeddings.position_embedding.weight.dtype == torch.float32
+    assert pg.language_model.norm.weight.dtype == torch.float32
+    assert bf.action_in_proj.weight.dtype == torch.float32  # top-level projections stay fp32, as upstream
     a_bf = bf.sample_actions("cpu", obs, noise=T(mi["noise"])).numpy()
     assert np.isfinite(a_bf).all() and np.abs(a_bf - v["sample_actions/out"]).max() < 0.1

@@ -10,12 +10,12 @@ import pytest
 from openpi.training import train_pytorch
 
 NAMES = [
-    "PaliGemma.img.embedding.kernel",
-    "PaliGemma.llm.layers.attn.q_einsum.w",
-    "PaliGemma.llm.layers.attn.q_einsum.lora_a",
-    "PaliGemma.llm.layers.attn.q_einsum_1.w",
-    "PaliGemma.llm.layers.attn.q_einsum_1.lora_a",
-    "action_in_proj.kernel",
+    "paligemma_with_expert.paligemma.model.vision_tower.vision_model.embeddings.patch_embedding.weight",
+    "paligemma_with_expert.paligemma.model.language_model.layers.0.self_attn.q_proj.weight",
+    "paligemma_with_expert.paligemma.model.language_model.layers.0.self_attn.q_proj.lora_a",
+    "paligemma_with_expert.gemma_expert.model.layers.0.self_attn.q_proj.weight",
+    "paligemma_with_expert.gemma_expert.model.layers.0.self_attn.q_proj.lora_a",
+    "action_in_proj.weight",
 ]
 
 

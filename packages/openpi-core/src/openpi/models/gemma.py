@@ -7,52 +7,20 @@ adaptive RMSNorm), `final_norm[_i]`. Expert i > 0 uses the suffix `_i`.
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Literal
-
 import jax
 import jax.numpy as jnp
 
 from openpi.models import lora
+from openpi.models import variants as _variants
 from openpi.models.params_tree import init_normal
 from openpi.models.params_tree import lecun_normal
 
-PALIGEMMA_VOCAB_SIZE = 257_152
-BIG_NEG = -2.3819763e38  # finite mask value of upstream (padding rows get a uniform softmax, not NaN)
-
-Variant = Literal["dummy", "dummy_lora", "small", "gemma_300m", "gemma_300m_lora", "gemma_2b", "gemma_2b_lora"]
-
-
-@dataclasses.dataclass(frozen=True)
-class Config:
-    width: int
-    depth: int
-    mlp_dim: int
-    num_heads: int
-    num_kv_heads: int
-    head_dim: int
-    lora_configs: dict = dataclasses.field(default_factory=dict)  # keys "attn", "ffn"
-
-
-def get_config(variant: str) -> Config:
-    if variant == "dummy":
-        return Config(width=64, depth=4, mlp_dim=128, num_heads=8, num_kv_heads=1, head_dim=16)
-    if variant == "small":  # CPU-trainable ALOHA-sim recipe (pi05_aloha_sim_small); not an upstream variant
-        return Config(width=128, depth=4, mlp_dim=512, num_heads=4, num_kv_heads=1, head_dim=32)
-    if variant == "gemma_300m":
-        return Config(width=1024, depth=18, mlp_dim=4096, num_heads=8, num_kv_heads=1, head_dim=256)
-    if variant == "gemma_2b":
-        return Config(width=2048, depth=18, mlp_dim=16_384, num_heads=8, num_kv_heads=1, head_dim=256)
-    if variant == "gemma_2b_lora":
-        lc = lora.LoRAConfig(rank=16, alpha=16.0)
-        return dataclasses.replace(get_config("gemma_2b"), lora_configs={"attn": lc, "ffn": lc})
-    if variant == "gemma_300m_lora":
-        lc = lora.LoRAConfig(rank=32, alpha=32.0)
-        return dataclasses.replace(get_config("gemma_300m"), lora_configs={"attn": lc, "ffn": lc})
-    if variant == "dummy_lora":  # tiny LoRA for tests (not an upstream variant)
-        lc = lora.LoRAConfig(rank=4, alpha=4.0)
-        return dataclasses.replace(get_config("dummy"), lora_configs={"attn": lc, "ffn": lc})
-    raise ValueError(f"Unknown gemma variant {variant!r}; use one of {Variant.__args__}")
+# Sizes live in the framework-neutral `variants` module (the PyTorch model imports them without jax).
+PALIGEMMA_VOCAB_SIZE = _variants.PALIGEMMA_VOCAB_SIZE
+BIG_NEG = _variants.BIG_NEG
+Variant = _variants.Variant
+Config = _variants.GemmaConfig
+get_config = _variants.gemma_config
 
 
 def _sfx(i: int) -> str:

@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
-import math
-
 import jax.numpy as jnp
 
+from openpi.models import variants as _variants
 
-@dataclasses.dataclass(frozen=True)
-class LoRAConfig:
-    rank: int
-    alpha: float = 1.0
-    init_std: float = 0.01
-    rslora: bool = False
-
-    @property
-    def scaling(self) -> float:
-        return self.alpha / math.sqrt(self.rank) if self.rslora else self.alpha / self.rank
+LoRAConfig = _variants.LoRAConfig  # framework-neutral (openpi.models.variants)
 
 
 def lora_einsum(eqn: str, x, w, a=None, b=None, scaling: float = 1.0):

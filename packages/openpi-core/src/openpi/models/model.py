@@ -7,11 +7,9 @@ import dataclasses
 import enum
 import logging
 import pathlib
+import sys
 from typing import Any
 
-import flax.struct
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 logger = logging.getLogger("openpi.models")
@@ -25,9 +23,14 @@ class ModelType(enum.Enum):
     PI05 = "pi05"
 
 
-@flax.struct.dataclass
+@dataclasses.dataclass(frozen=True)
 class Observation:
-    """A batch of model inputs. Images are float32 in [-1, 1], [B,H,W,3] (JAX) — torch holds the same fields."""
+    """A batch of model inputs. Images are float32 in [-1, 1], [B,H,W,3] (JAX) — torch holds the same fields.
+
+    A plain dataclass (this module imports no jax); it becomes a JAX pytree through `register_jax_pytree()`, which
+    runs as soon as jax and this module are both imported by any JAX code path (the JAX model, its config's
+    `inputs_spec` / `fake_obs`, `preprocess_observation`, the JAX policy and data loader).
+    """
 
     images: dict[str, Any]
     image_masks: dict[str, Any]
@@ -50,7 +53,7 @@ class Observation:
             if img.dtype == np.uint8:
                 img = img.astype(np.float32) / 255.0 * 2.0 - 1.0
             elif hasattr(img, "dtype") and str(img.dtype) == "torch.uint8":
-                img = img.to(dtype=__import__("torch").float32).permute(0, 3, 1, 2) / 255.0 * 2.0 - 1.0
+                img = img.to(dtype=sys.modules["torch"].float32).permute(0, 3, 1, 2) / 255.0 * 2.0 - 1.0
             images[key] = img
         return cls(
             images=images,
@@ -62,11 +65,42 @@ class Observation:
             token_loss_mask=data.get("token_loss_mask"),
         )
 
+    def replace(self, **changes) -> Observation:
+        """`dataclasses.replace` (the method flax.struct dataclasses have)."""
+        return dataclasses.replace(self, **changes)
+
     def to_dict(self) -> dict:
         result = dataclasses.asdict(self)
         result["image"] = result.pop("images")
         result["image_mask"] = result.pop("image_masks")
         return result
+
+
+class ShapeDtype:
+    """Shape and numpy dtype of an input (what `inputs_spec` returns; a leaf for jax.tree and shared.tree maps)."""
+
+    __slots__ = ("dtype", "shape")
+
+    def __init__(self, shape, dtype):
+        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
+
+    def __repr__(self) -> str:
+        return f"ShapeDtype({self.shape}, {self.dtype})"
+
+
+def register_jax_pytree() -> None:
+    """Register `Observation` as a JAX pytree (idempotent; imports jax)."""
+    import jax
+
+    if getattr(Observation, "_jax_registered", False):
+        return
+    fields = [f.name for f in dataclasses.fields(Observation)]
+    jax.tree_util.register_dataclass(Observation, data_fields=fields, meta_fields=[])
+    Observation._jax_registered = True  # type: ignore[attr-defined]
+
+
+if sys.modules.get("jax") is not None:  # jax already loaded by the caller: make Observation a pytree right away
+    register_jax_pytree()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +122,10 @@ class BaseModelConfig(abc.ABC):
     def load(self, params: dict, *, remove_extra_params: bool = True):
         """Create the model with `params` (a nested dict in the model's tree, e.g. from restore_params)."""
         from flax import nnx
+        import jax
+        import jax.numpy as jnp
 
+        register_jax_pytree()
         model = nnx.eval_shape(lambda: self.create(jax.random.key(0)))
         graphdef, state = nnx.split(model)
         expected = state.to_pure_dict()
@@ -100,10 +137,16 @@ class BaseModelConfig(abc.ABC):
         return nnx.merge(graphdef, state)
 
     def fake_obs(self, batch_size: int = 1) -> Observation:
+        import jax
+        import jax.numpy as jnp
+
+        register_jax_pytree()
         obs_spec, _ = self.inputs_spec(batch_size=batch_size)
         return jax.tree.map(lambda x: jnp.ones(x.shape, x.dtype), obs_spec)
 
     def fake_act(self, batch_size: int = 1):
+        import jax.numpy as jnp
+
         _, act_spec = self.inputs_spec(batch_size=batch_size)
         return jnp.ones(act_spec.shape, act_spec.dtype)
 
@@ -156,8 +199,13 @@ def preprocess_observation(
     image_resolution=IMAGE_RESOLUTION,
 ) -> Observation:
     """Resize images to the model resolution, augment when training, and default missing masks to True."""
+    import jax
+    import jax.numpy as jnp
+
     from openpi.models import augment
     from openpi.shared import image_tools
+
+    register_jax_pytree()
 
     missing = [k for k in image_keys if k not in observation.images]
     if missing:
@@ -189,6 +237,7 @@ def restore_params(
     sharding=None,
 ) -> dict:
     """Read an orbax `params/` dir (openpi layout) into a nested dict, stripping openpi's trailing `value` keys."""
+    import jax
     import orbax.checkpoint as ocp
 
     from openpi.shared import download

@@ -21,6 +21,8 @@ from openpi.models.params_tree import ParamTree
 from openpi.models.params_tree import lecun_normal
 from openpi.models.pi0_config import Pi0Config
 
+_model.register_jax_pytree()  # Observation is a plain dataclass; the JAX model needs it as a pytree
+
 
 def make_attn_mask(input_mask, mask_ar):
     """Token i attends to j iff cumsum(ar)[j] <= cumsum(ar)[i] and both are valid (big_vision rule)."""

@@ -5,12 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-import jax
-import jax.numpy as jnp
-
-from openpi.models import gemma as _gemma
 from openpi.models import model as _model
-from openpi.models import siglip as _siglip
+from openpi.models import variants as _variants
 
 if TYPE_CHECKING:
     from openpi.models.pi0 import Pi0
@@ -39,11 +35,13 @@ class Pi0Config(_model.BaseModelConfig):
     max_token_len: int = None  # type: ignore[assignment]  # 200 for pi0.5, 48 for pi0
     pi05: bool = False
     discrete_state_input: bool = None  # type: ignore[assignment]  # defaults to pi05
-    pytorch_compile_mode: str | None = "default"
+    # torch.compile mode of the PyTorch model when served (openpi.models_pytorch.compile): None = eager. Upstream
+    # defaults to "max-autotune"; here eager, because a first CPU compile takes minutes (docs/pytorch.md).
+    pytorch_compile_mode: str | None = None
 
     # Our additions (upstream hard-codes these): the golden tiny models use a small SigLIP and a 1024-token vocab.
     vision_variant: str = "So400m/14"
-    paligemma_vocab_size: int = _gemma.PALIGEMMA_VOCAB_SIZE
+    paligemma_vocab_size: int = _variants.PALIGEMMA_VOCAB_SIZE
     # Training-time RTC (action prefix conditioning): 0 = off; D > 0 samples a delay d in [0, D) per example.
     rtc_max_delay: int = 0
     # The camera slots the model embeds (a subset of model.IMAGE_KEYS, in this order) and the resolution they are
@@ -58,8 +56,8 @@ class Pi0Config(_model.BaseModelConfig):
             object.__setattr__(self, "max_token_len", 200 if self.pi05 else 48)
         if self.discrete_state_input is None:
             object.__setattr__(self, "discrete_state_input", self.pi05)
-        _gemma.get_config(self.paligemma_variant)
-        _gemma.get_config(self.action_expert_variant)
+        _variants.gemma_config(self.paligemma_variant)
+        _variants.gemma_config(self.action_expert_variant)
         object.__setattr__(self, "image_keys", tuple(self.image_keys))
         object.__setattr__(self, "image_resolution", tuple(int(x) for x in self.image_resolution))
         unknown = [k for k in self.image_keys if k not in _model.IMAGE_KEYS]
@@ -67,7 +65,7 @@ class Pi0Config(_model.BaseModelConfig):
             raise ValueError(
                 f"image_keys={self.image_keys}: list one or more distinct camera slots of {_model.IMAGE_KEYS}"
             )
-        patch = _siglip.get_config(self.vision_variant).patch
+        patch = _variants.siglip_config(self.vision_variant).patch
         if len(self.image_resolution) != 2 or any(x <= 0 or x % patch for x in self.image_resolution):
             raise ValueError(
                 f"image_resolution={self.image_resolution}: give (height, width), each a positive multiple of the "
@@ -88,16 +86,18 @@ class Pi0Config(_model.BaseModelConfig):
         return Pi0(self, rngs=nnx.Rngs(rng))
 
     def inputs_spec(self, *, batch_size: int = 1):
-        image_spec = jax.ShapeDtypeStruct([batch_size, *self.image_resolution, 3], jnp.float32)
-        mask_spec = jax.ShapeDtypeStruct([batch_size], jnp.bool_)
+        """(Observation of `model.ShapeDtype` leaves, actions ShapeDtype): framework-neutral, no jax."""
+        spec = _model.ShapeDtype
+        image_spec = spec([batch_size, *self.image_resolution, 3], "float32")
+        mask_spec = spec([batch_size], "bool")
         obs = _model.Observation(
             images={k: image_spec for k in self.image_keys},
             image_masks={k: mask_spec for k in self.image_keys},
-            state=jax.ShapeDtypeStruct([batch_size, self.action_dim], jnp.float32),
-            tokenized_prompt=jax.ShapeDtypeStruct([batch_size, self.max_token_len], jnp.int32),
-            tokenized_prompt_mask=jax.ShapeDtypeStruct([batch_size, self.max_token_len], jnp.bool_),
+            state=spec([batch_size, self.action_dim], "float32"),
+            tokenized_prompt=spec([batch_size, self.max_token_len], "int32"),
+            tokenized_prompt_mask=spec([batch_size, self.max_token_len], "bool"),
         )
-        return obs, jax.ShapeDtypeStruct([batch_size, self.action_horizon, self.action_dim], jnp.float32)
+        return obs, spec([batch_size, self.action_horizon, self.action_dim], "float32")
 
     def get_freeze_filter(self):
         """Freeze the non-LoRA weights of a LoRA LLM (upstream rules); LoRA weights, SigLIP and heads train."""

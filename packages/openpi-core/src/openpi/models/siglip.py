@@ -6,36 +6,17 @@ So400m/14 is width 1152, depth 27, mlp 4304, 16 heads; "tiny" (tests, golden sma
 
 from __future__ import annotations
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 
+from openpi.models import variants as _variants
 from openpi.models.params_tree import init_normal
 from openpi.models.params_tree import lecun_normal
 
-
-@dataclasses.dataclass(frozen=True)
-class Config:
-    width: int
-    depth: int
-    mlp_dim: int
-    num_heads: int
-    patch: int = 14
-
-
-VARIANTS = {
-    "So400m/14": Config(width=1152, depth=27, mlp_dim=4304, num_heads=16),
-    "tiny": Config(width=32, depth=2, mlp_dim=64, num_heads=4),
-    # CPU-trainable ALOHA-sim recipe (pi05_aloha_sim_small): not an upstream variant.
-    "small": Config(width=96, depth=4, mlp_dim=384, num_heads=4),
-}
-
-
-def get_config(variant: str) -> Config:
-    if variant not in VARIANTS:
-        raise ValueError(f"Unknown SigLIP variant {variant!r}; use one of {sorted(VARIANTS)}")
-    return VARIANTS[variant]
+# Sizes live in the framework-neutral `variants` module (the PyTorch model imports them without jax).
+Config = _variants.SiglipConfig
+VARIANTS = _variants.SIGLIP_VARIANTS
+get_config = _variants.siglip_config
 
 
 def init_params(key, cfg: Config, *, num_classes: int, image_size: tuple[int, int] = (224, 224)) -> dict:

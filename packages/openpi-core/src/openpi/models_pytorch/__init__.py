@@ -1,2 +1,3 @@
-"""pi0 / pi0.5 in plain PyTorch (no transformers patching). Parameter names are the JAX tree paths joined with '.',
-so `model.safetensors` keys read like the orbax tree (e.g. `PaliGemma.llm.layers.attn.q_einsum.w`)."""
+"""pi0 / pi0.5 in PyTorch: standard torch modules with upstream openpi's state_dict keys (docs/pytorch.md).
+
+Importing this package (and loading, serving or training a torch checkpoint) never imports jax or flax."""

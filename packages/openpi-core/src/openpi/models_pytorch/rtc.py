@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from openpi.models.rtc import guidance_weight
-from openpi.models.rtc import prefix_weights
+from openpi.models.rtc_common import guidance_weight
+from openpi.models.rtc_common import prefix_weights
 
 
 def sample_actions_rtc(
@@ -38,6 +38,8 @@ def sample_actions_rtc(
     with torch.no_grad():
         prefix = model.prepare_prefix(observation)
     committed = (torch.arange(h, device=device) < d)[None, :]
+    # The vjp needs a backward pass through the step: PI0Pytorch's eager step (a compiled one has no backward graph).
+    vjp_step = getattr(model, "velocity_eager", model.velocity)
     dt = -1.0 / num_steps
     for step in range(num_steps):
         t = 1.0 + step * dt
@@ -52,7 +54,7 @@ def sample_actions_rtc(
         elif method == "vjp":
             x_req = x.detach().requires_grad_(True)
             with torch.enable_grad():
-                v = model.velocity(prefix, observation, x_req, t_vec)
+                v = vjp_step(prefix, observation, x_req, t_vec)
                 x0_hat = x_req - t * v
                 (g,) = torch.autograd.grad(x0_hat, x_req, grad_outputs=(y - x0_hat.detach()) * w_mask)
             v = v.detach() - guidance_weight(t, max_guidance_weight) * g

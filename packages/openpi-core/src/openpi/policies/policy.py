@@ -16,13 +16,12 @@ import threading
 import time
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from openpi import transforms as _transforms
 from openpi.models import model as _model
 from openpi.policies import validation as _validation
+from openpi.shared.tree import tree_map
 from openpi_client import base_policy as _base_policy
 
 logger = logging.getLogger("openpi.policy")
@@ -66,8 +65,9 @@ class Policy(_base_policy.BasePolicy):
 
             self._model = model.to(pytorch_device).eval()
             self._torch = torch
-        else:
+        else:  # jax only on this branch: serving a torch checkpoint never imports it
             from flax import nnx
+            import jax
 
             self._rng = rng if rng is not None else jax.random.key(0)
             graphdef, state = nnx.split(model)
@@ -90,6 +90,8 @@ class Policy(_base_policy.BasePolicy):
         if self._is_pytorch:
             t = self._torch.as_tensor(np.asarray(x)).to(self._device)
             return t[None, ...]
+        import jax.numpy as jnp
+
         return jnp.asarray(x)[None, ...]
 
     def _rtc_prefix(self, inputs_raw: dict, rtc: dict):
@@ -105,7 +107,7 @@ class Policy(_base_policy.BasePolicy):
         obs, rtc = self._split_rtc(obs)
         raw = dict(obs)
         inputs = self._input_transform(dict(obs))
-        batched = jax.tree.map(self._batched, inputs)
+        batched = tree_map(self._batched, inputs)
         observation = _model.Observation.from_dict(batched)
         kwargs = dict(self._sample_kwargs)
         if noise is not None:
@@ -120,6 +122,8 @@ class Policy(_base_policy.BasePolicy):
                 with self._torch.no_grad():
                     actions = self._model.sample_actions(self._device, observation, noise=noise, **kwargs)
             else:
+                import jax
+
                 self._rng, key = jax.random.split(self._rng)
                 actions = self._sample(self._state, key, observation, noise, **kwargs)
             actions = np.asarray(actions.detach().cpu() if self._is_pytorch else actions)
@@ -144,6 +148,9 @@ class Policy(_base_policy.BasePolicy):
                 **self._rtc,
                 **kwargs,
             )
+        import jax
+        import jax.numpy as jnp
+
         from openpi.models import rtc as _rtc
 
         self._rng, key = jax.random.split(self._rng)
@@ -161,7 +168,12 @@ class Policy(_base_policy.BasePolicy):
     def warmup(self, model_config) -> tuple[float, float]:
         """Compile / warm the sampler on fake inputs shaped like real ones, the RTC sampler too (so a robot's first
         RTC request does not wait for a compile). Returns (first_ms, steady_ms) of plain sampling."""
-        obs = model_config.fake_obs(1)
+        if self._is_pytorch:
+            from openpi.models_pytorch import pi0_pytorch
+
+            obs = pi0_pytorch.fake_observation(model_config, 1, self._device)
+        else:
+            obs = model_config.fake_obs(1)
         prev = np.zeros((1, max(1, model_config.action_horizon // 2), model_config.action_dim), np.float32)
         times = []
         for _ in range(2):
@@ -169,10 +181,11 @@ class Policy(_base_policy.BasePolicy):
             if self._is_pytorch:
                 import torch
 
-                tobs = jax.tree.map(lambda x: torch.as_tensor(np.array(x)).to(self._device), obs)
                 with torch.no_grad():
-                    self._model.sample_actions(self._device, tobs, **self._sample_kwargs)
+                    self._model.sample_actions(self._device, obs, **self._sample_kwargs)
             else:
+                import jax
+
                 np.asarray(self._sample(self._state, jax.random.key(0), obs, None, **self._sample_kwargs))
             times.append((time.monotonic() - start) * 1000)
         if not self._is_pytorch:

@@ -45,9 +45,11 @@ def create_trained_policy(
     pytorch_device: str | None = None,
     rtc_method: str | None = None,
     rtc_max_guidance_weight: float = 5.0,
+    pytorch_compile_mode: str | None = "config",
 ) -> _policy.Policy:
     """`rtc_method` (requests carrying `prev_actions`): vjp | identity | prefix; default prefix for a model trained
-    with training-time RTC (`model.rtc_max_delay > 0`), else vjp."""
+    with training-time RTC (`model.rtc_max_delay > 0`), else vjp. `pytorch_compile_mode` (PyTorch checkpoints):
+    a torch.compile mode, None / "none" for eager, or "config" for `train_config.model.pytorch_compile_mode`."""
     if rtc_method is None:
         rtc_method = "prefix" if getattr(train_config.model, "rtc_max_delay", 0) > 0 else "vjp"
     repack_transforms = repack_transforms or transforms.Group()
@@ -65,7 +67,11 @@ def create_trained_policy(
         from openpi.models_pytorch import loading
 
         pytorch_device = pytorch_device or default_device()
-        model = loading.load_pytorch_model(train_config.model, checkpoint_dir, pytorch_device)
+        if pytorch_compile_mode == "config":
+            pytorch_compile_mode = getattr(train_config.model, "pytorch_compile_mode", None)
+        model = loading.load_pytorch_model(
+            train_config.model, checkpoint_dir, pytorch_device, compile_mode=pytorch_compile_mode
+        )
 
     data_config = train_config.data.create(train_config.assets_dirs, train_config.model)
     if norm_stats is None and data_config.repo_id != "fake":

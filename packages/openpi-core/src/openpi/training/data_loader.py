@@ -42,9 +42,9 @@ class FakeDataset:
                 return rng.integers(0, self._max_token, size=shape).astype(dtype)
             return np.zeros(shape, dtype=dtype)
 
-        import jax
+        from openpi.shared.tree import tree_map
 
-        obs = jax.tree.map(make, self._obs_spec)
+        obs = tree_map(make, self._obs_spec)
         sample = {k: v for k, v in obs.to_dict().items() if v is not None}
         return {**sample, "actions": make(self._act_spec)}
 
@@ -324,12 +324,14 @@ class TorchDataLoader:
         return self._prefetch.wait_s if self._prefetch is not None else 0.0
 
     def _convert(self, batch):
-        import jax
-
-        if self._framework == "pytorch":
+        if self._framework == "pytorch":  # no jax on the PyTorch path
             import torch
 
-            return jax.tree.map(torch.as_tensor, batch)
+            from openpi.shared.tree import tree_map
+
+            return tree_map(torch.as_tensor, batch)
+        import jax
+
         if self._sharding is None:
             return jax.tree.map(jax.numpy.asarray, batch)
         return jax.tree.map(lambda x: jax.make_array_from_process_local_data(self._sharding, x), batch)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+from typing import TYPE_CHECKING
 
-import optax
+if TYPE_CHECKING:  # optax (hence jax) is imported by `create()` only: PyTorch training reads `value()`
+    import optax
 
 
 @dataclasses.dataclass(frozen=True)
@@ -14,7 +17,17 @@ class CosineDecaySchedule:
     decay_steps: int = 30_000
     decay_lr: float = 2.5e-6
 
+    def value(self, step: int) -> float:
+        """The learning rate at `step` in plain Python (optax's warmup_cosine_decay_schedule formula)."""
+        init = self.peak_lr / (self.warmup_steps + 1)
+        if step < self.warmup_steps:
+            return init + (self.peak_lr - init) * step / self.warmup_steps
+        frac = min(max(step - self.warmup_steps, 0) / max(self.decay_steps - self.warmup_steps, 1), 1.0)
+        return self.decay_lr + (self.peak_lr - self.decay_lr) * 0.5 * (1 + math.cos(math.pi * frac))
+
     def create(self) -> optax.Schedule:
+        import optax
+
         return optax.warmup_cosine_decay_schedule(
             init_value=self.peak_lr / (self.warmup_steps + 1),
             peak_value=self.peak_lr,
@@ -30,7 +43,16 @@ class RsqrtDecaySchedule:
     peak_lr: float = 5e-5
     timescale: float = 10_000
 
+    def value(self, step: int) -> float:
+        """The learning rate at `step` in plain Python (the formula of `create()`)."""
+        if step < self.warmup_steps:
+            init = self.peak_lr / (self.warmup_steps + 1)
+            return init + (self.peak_lr - init) * step / self.warmup_steps
+        return self.peak_lr / (1 + (step - self.warmup_steps) / self.timescale) ** 0.5
+
     def create(self) -> optax.Schedule:
+        import optax
+
         return optax.join_schedules(
             [
                 optax.linear_schedule(
@@ -53,6 +75,8 @@ class AdamW:
     clip_gradient_norm: float = 1.0
 
     def create(self, lr: optax.ScalarOrSchedule, weight_decay_mask=None) -> optax.GradientTransformation:
+        import optax
+
         tx = optax.adamw(
             lr, b1=self.b1, b2=self.b2, eps=self.eps, weight_decay=self.weight_decay, mask=weight_decay_mask
         )
@@ -67,6 +91,8 @@ class SGD:
 
     def create(self, lr: optax.ScalarOrSchedule, weight_decay_mask=None) -> optax.GradientTransformation:
         del weight_decay_mask
+        import optax
+
         return optax.sgd(lr, momentum=self.momentum, nesterov=self.nesterov)
 
 

@@ -75,58 +75,47 @@ def setup_distributed(device: str | None = None) -> DistInfo:
 
 
 def lr_at(lr_schedule, step: int) -> float:
-    """The learning rate at ``step``: the same optax schedule as JAX training when available."""
-    if hasattr(lr_schedule, "create"):
-        return float(lr_schedule.create()(step))
-    warm, peak = lr_schedule.warmup_steps, lr_schedule.peak_lr
-    if step < warm:
-        init = peak / (warm + 1)
-        return init + (peak - init) * step / warm
-    frac = min((step - warm) / max(lr_schedule.decay_steps - warm, 1), 1.0)
-    return lr_schedule.decay_lr + (peak - lr_schedule.decay_lr) * 0.5 * (1 + np.cos(np.pi * frac))
+    """The learning rate at ``step``: the JAX trainer's optax schedule, computed in plain Python (no jax here)."""
+    return float(lr_schedule.value(step))
 
 
 def default_trainable_regex(model_config) -> str | None:
     """LoRA: the same rule as the JAX freeze filter (Pi0Config.get_freeze_filter) on the torch parameter names
-    (``PaliGemma.llm...``, action-expert weights end in ``_1``): frozen = adapted LLM weights that are not LoRA."""
+    (VLM Gemma under ``paligemma_with_expert.paligemma.model.language_model.``, action expert under
+    ``paligemma_with_expert.gemma_expert.``): frozen = weights of an adapted Gemma that are not LoRA."""
     pali = "lora" in str(getattr(model_config, "paligemma_variant", ""))
     expert = "lora" in str(getattr(model_config, "action_expert_variant", ""))
+    vlm, exp = r"paligemma_with_expert\.paligemma\.model\.language_model\.", r"paligemma_with_expert\.gemma_expert\."
     if pali and expert:
-        return r"^(?!.*\bllm\b).*$|.*lora.*"
+        return rf"^(?!{vlm}|{exp}).*$|.*lora.*"
     if pali:
-        return r"^(?!.*\bllm\b).*$|.*lora.*|.*\bllm\b.*_1\b.*"
+        return rf"^(?!{vlm}).*$|.*lora.*"
     if expert:
-        return r"^(?!.*\bllm\b.*_1\b).*$|.*lora.*"
+        return rf"^(?!{exp}).*$|.*lora.*"
     return None
 
 
 def build_model(config, dinfo: DistInfo, precision: str, grad_ckpt: bool) -> torch.nn.Module:
-    """PI0Pytorch for ``config.model``; weights from ``config.pytorch_weight_path/model.safetensors`` if set."""
-    try:
-        from openpi.models_pytorch import pi0_pytorch  # noqa: PLC0415
-    except ImportError as e:
-        raise ImportError(f"PyTorch training needs openpi.models_pytorch.pi0_pytorch.PI0Pytorch ({e})") from e
+    """PI0Pytorch for ``config.model``: torch-native init seeded by ``config.seed``, or the weights of
+    ``config.pytorch_weight_path`` (a dir with ``model.safetensors`` or the file; upstream openpi, LeRobot or our
+    layout, see openpi.models_pytorch.loading). Imports no jax."""
+    from openpi.models_pytorch import loading  # noqa: PLC0415 - torch model code only when training it
+    from openpi.models_pytorch import pi0_pytorch  # noqa: PLC0415
 
-    model_cfg = config.model
-    if hasattr(model_cfg, "dtype") and dataclasses.is_dataclass(model_cfg):
-        model_cfg = dataclasses.replace(model_cfg, dtype="bfloat16" if precision == "bfloat16" else "float32")
+    precision = "bfloat16" if precision == "bfloat16" else "float32"
+    model_cfg = dataclasses.replace(config.model, dtype=precision)
     weight_path = getattr(config, "pytorch_weight_path", None)
-    if weight_path or not hasattr(pi0_pytorch.PI0Pytorch, "from_jax_init"):
+    lora = "lora" in model_cfg.paligemma_variant + model_cfg.action_expert_variant
+    torch.manual_seed(config.seed)
+    if weight_path and not lora:  # every weight comes from the file: build without storage, then assign
+        model = loading.build_on_meta(model_cfg)
+    else:
         model = pi0_pytorch.PI0Pytorch(model_cfg)
-    else:  # from scratch: the same init as the JAX model with key(seed)
-        model = pi0_pytorch.PI0Pytorch.from_jax_init(model_cfg, seed=config.seed)
     if weight_path:
-        import safetensors.torch  # noqa: PLC0415
-
         path = pathlib.Path(weight_path)
         path = path / "model.safetensors" if path.is_dir() else path
-        state = safetensors.torch.load_file(str(path))
-        missing, unexpected = model.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
-        bad = [k for k in missing if "lora" not in k]
-        if bad or unexpected:
-            raise ValueError(f"{path} does not match the model config: missing {bad[:5]}, unexpected {unexpected[:5]}")
-    if hasattr(model, "to_precision"):
-        model = model.to_precision("bfloat16" if precision == "bfloat16" else "float32")
+        loading.load_state_dict(model, path, precision, keep_missing_lora=lora)
+    model = model.to_precision(precision)
     if grad_ckpt:
         model.gradient_checkpointing_enable()
     return model
