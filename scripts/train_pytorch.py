@@ -4,7 +4,8 @@
     torchrun --standalone --nnodes=1 --nproc_per_node=8 scripts/train_pytorch.py <config> --exp-name NAME
 
 Trainer-only flags: --precision {float32,bfloat16,bf16_autocast}, --no-gradient-checkpointing, --no-ema,
---trainable-regex REGEX (params to train; default: all, or LoRA-only for *_lora variants), --device cpu|cuda:N.
+--trainable-regex REGEX (params to train; default: all, or LoRA-only for *_lora variants), --device cpu|cuda:N,
+--dry-run (check data, norm stats and the first batch, print the abstract model/optimizer state; no weights).
 Underscore spellings of flags (``--exp_name``, ``--save_interval``) are accepted as in upstream's README.
 """
 
@@ -24,6 +25,7 @@ def _parse(argv: list[str]):
     p.add_argument("--no-ema", action="store_true")
     p.add_argument("--trainable-regex")
     p.add_argument("--device")
+    p.add_argument("--dry-run", action="store_true")
     return p.parse_known_args(argv)
 
 
@@ -46,7 +48,7 @@ def main() -> None:
         trainable_regex=opts.trainable_regex,
         device=opts.device,
     )
-    train_pytorch.train(_config.cli(), options=options)
+    train_pytorch.train(_config.cli(), options=options, dry_run=opts.dry_run)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ import pytest
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
 import training_toy as toy  # noqa: E402
 
-pi0_config = pytest.importorskip("openpi.models.pi0_config")
 from openpi.models import model as _model  # noqa: E402
+from openpi.models import pi0_config  # noqa: E402
 from openpi.training import checkpoints  # noqa: E402
 from openpi.training import train_jax  # noqa: E402
 

@@ -61,7 +61,7 @@ def test_train_cli_moves_multihost_flags_to_env(repo_root, monkeypatch):
     spec.loader.exec_module(mod)
     for k in ("OPENPI_COORDINATOR_ADDRESS", "OPENPI_NUM_PROCESSES", "OPENPI_PROCESS_ID"):
         monkeypatch.delenv(k, raising=False)
-    rest = mod._pop_multihost_flags(
+    rest, _ = mod._pop_multihost_flags(
         ["debug", "--coordinator-address", "10.0.0.1:1234", "--num_processes=2", "--process-id=1", "--exp-name=x"]
     )
     assert rest == ["debug", "--exp-name=x"]

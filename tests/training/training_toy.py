@@ -7,8 +7,8 @@ import flax.nnx as nnx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
+from openpi.training import optimizer as _optimizer
 from openpi.training import weight_loaders
 
 IN_DIM, H, A = 6, 4, 3
@@ -33,21 +33,9 @@ class ToyModelConfig:
         return ToyModel(nnx.Rngs(rng))
 
 
-@dataclasses.dataclass(frozen=True)
-class ToySchedule:
-    peak_lr: float = 3e-2
-    warmup_steps: int = 2
-
-    def create(self):
-        return optax.warmup_cosine_decay_schedule(self.peak_lr / (self.warmup_steps + 1), self.peak_lr, 2, 1000)
-
-
-@dataclasses.dataclass(frozen=True)
-class ToyAdamW:
-    def create(self, lr, weight_decay_mask=None):
-        return optax.chain(
-            optax.clip_by_global_norm(1.0), optax.adamw(lr, b1=0.9, b2=0.95, weight_decay=1e-10, mask=weight_decay_mask)
-        )
+def ToySchedule(peak_lr: float = 3e-2, warmup_steps: int = 2) -> _optimizer.CosineDecaySchedule:  # noqa: N802
+    """The project's schedule: warm up for 2 steps, then a slow cosine toward 0."""
+    return _optimizer.CosineDecaySchedule(warmup_steps=warmup_steps, peak_lr=peak_lr, decay_steps=1000, decay_lr=0.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,8 +46,8 @@ class ToyTrainConfig:
     project_name: str = "openpi"
     model: ToyModelConfig = ToyModelConfig()
     weight_loader: object = weight_loaders.NoOpWeightLoader()
-    lr_schedule: ToySchedule = ToySchedule()
-    optimizer: ToyAdamW = ToyAdamW()
+    lr_schedule: _optimizer.CosineDecaySchedule = ToySchedule()
+    optimizer: _optimizer.AdamW = _optimizer.AdamW()
     ema_decay: float | None = 0.9
     freeze_filter: object = nnx.Nothing
     seed: int = 0
@@ -78,6 +66,9 @@ class ToyTrainConfig:
     @property
     def checkpoint_dir(self) -> pathlib.Path:
         return pathlib.Path(self.checkpoint_base_dir) / self.name / self.exp_name
+
+    def get_freeze_filter(self):
+        return self.freeze_filter
 
 
 W_TRUE = np.random.default_rng(123).normal(size=(IN_DIM, H * A)).astype(np.float32) / 3

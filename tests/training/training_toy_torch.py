@@ -11,6 +11,8 @@ import sys
 import numpy as np
 import torch
 
+from openpi.training import optimizer as _optimizer
+
 IN_DIM, H, A = 6, 4, 3
 W_TRUE = np.random.default_rng(123).normal(size=(IN_DIM, H * A)).astype(np.float32) / 3
 
@@ -32,31 +34,16 @@ class ToyTorchModel(torch.nn.Module):
 
 
 @dataclasses.dataclass(frozen=True)
-class Sched:
-    warmup_steps: int = 2
-    peak_lr: float = 1e-2
-    decay_steps: int = 1000
-    decay_lr: float = 1e-3
-
-
-@dataclasses.dataclass(frozen=True)
-class Opt:
-    b1: float = 0.9
-    b2: float = 0.95
-    eps: float = 1e-8
-    weight_decay: float = 1e-10
-    clip_gradient_norm: float = 1.0
-
-
-@dataclasses.dataclass(frozen=True)
 class ToyTorchConfig:
     checkpoint_base_dir: str
     name: str = "toy_torch"
     exp_name: str = "exp"
     project_name: str = "openpi"
     model: object = None
-    lr_schedule: Sched = Sched()
-    optimizer: Opt = Opt()
+    lr_schedule: _optimizer.CosineDecaySchedule = _optimizer.CosineDecaySchedule(
+        warmup_steps=2, peak_lr=1e-2, decay_steps=1000, decay_lr=1e-3
+    )
+    optimizer: _optimizer.AdamW = _optimizer.AdamW()
     ema_decay: float | None = 0.9
     seed: int = 0
     batch_size: int = 8

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from openpi.shared import normalize
 from openpi.training import utils
 
 logger = logging.getLogger("openpi.training")
@@ -128,11 +129,7 @@ def save_assets(step_dir: pathlib.Path, norm_stats: Mapping | None, asset_id: st
         return
     out = step_dir / "assets" / asset_id
     out.mkdir(parents=True, exist_ok=True)
-    try:
-        from openpi.shared import normalize  # noqa: PLC0415
-    except ImportError:
-        normalize = None
-    if normalize is not None and not _is_plain_stats(norm_stats):
+    if not _is_plain_stats(norm_stats):
         normalize.save(out, norm_stats)
         return
     # plain dicts {key: {"mean": [...], ...}}: write upstream's JSON layout directly

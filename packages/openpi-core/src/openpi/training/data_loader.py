@@ -103,6 +103,9 @@ def create_torch_dataset(
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
     from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
 
+    from openpi.training import dataset_version
+
+    dataset_version.check_local(repo_id)  # a v2.x copy: names `make convert-dataset`
     try:
         meta = LeRobotDatasetMetadata(repo_id)
     except Exception as e:

@@ -38,7 +38,10 @@ def _local_info(repo_id: str) -> tuple[pathlib.Path, dict]:
 
     from lerobot.utils import constants
 
+    from openpi.training import dataset_version
+
     root = pathlib.Path(constants.HF_LEROBOT_HOME) / repo_id
+    dataset_version.check_local(repo_id, root)  # a v2.x copy: names `make convert-dataset`
     info = root / "meta" / "info.json"
     if not info.exists():
         from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata

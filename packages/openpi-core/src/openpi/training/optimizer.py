@@ -102,3 +102,13 @@ OptimizerConfig = AdamW | SGD
 
 def create_optimizer(optimizer: OptimizerConfig, lr_schedule: LRScheduleConfig, weight_decay_mask=None):
     return optimizer.create(lr_schedule.create(), weight_decay_mask=weight_decay_mask)
+
+
+def check_known(optimizer) -> None:
+    """Raise when `optimizer` is not one of the configs the trainers implement (never silently replaced)."""
+    known = (AdamW, SGD)
+    if not isinstance(optimizer, known):
+        raise TypeError(
+            f"optimizer config {type(optimizer).__module__}.{type(optimizer).__qualname__} is not supported: use one "
+            f"of {', '.join(f'openpi.training.optimizer.{k.__name__}' for k in known)} (TrainConfig.optimizer)"
+        )

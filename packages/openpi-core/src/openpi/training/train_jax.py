@@ -22,6 +22,8 @@ import numpy as np
 import optax
 
 from openpi.training import checkpoints
+from openpi.training import optimizer as _optimizer
+from openpi.training import preflight
 from openpi.training import sharding as sh
 from openpi.training import utils
 from openpi.training import weight_loaders
@@ -39,16 +41,10 @@ class TrainResult:
 
 
 def make_optimizer(config) -> tuple[optax.GradientTransformation, Callable]:
-    """optax transform + lr schedule from ``config.optimizer`` / ``config.lr_schedule`` (DATA's optimizer.py)."""
-    schedule = config.lr_schedule.create()
-    try:
-        from openpi.training import optimizer as _opt  # noqa: PLC0415
-
-        if hasattr(_opt, "create_optimizer"):
-            return _opt.create_optimizer(config.optimizer, config.lr_schedule), schedule
-    except ImportError:
-        pass
-    return config.optimizer.create(schedule), schedule
+    """optax transform + lr schedule from ``config.optimizer`` / ``config.lr_schedule`` (openpi.training.optimizer);
+    an optimizer config this trainer does not know is an error, never replaced by a default."""
+    _optimizer.check_known(config.optimizer)
+    return _optimizer.create_optimizer(config.optimizer, config.lr_schedule), config.lr_schedule.create()
 
 
 def _path_str(path) -> str:
@@ -65,12 +61,7 @@ def _param_norm(tree) -> jax.Array:
 
 
 def _trainable_filter(config):
-    if hasattr(config, "get_freeze_filter"):
-        freeze = config.get_freeze_filter()
-    else:
-        freeze = getattr(config, "freeze_filter", None)
-    freeze = nnx.Nothing if freeze is None else freeze
-    return nnx.All(nnx.Param, nnx.Not(freeze))
+    return nnx.All(nnx.Param, nnx.Not(config.get_freeze_filter()))
 
 
 class JaxTrainer:
@@ -94,6 +85,19 @@ class JaxTrainer:
         shape_tree = nnx.state(nnx.eval_shape(lambda: config.model.create(self.init_rng))).to_pure_dict()
         loaded = config.weight_loader.load(shape_tree) if config.weight_loader is not None else shape_tree
         partial = weight_loaders.loaded_leaves_only(loaded)
+        init = self._init_fn()
+        abstract = jax.eval_shape(init, self.init_rng, partial)
+        self.state_sharding = self._state_sharding(abstract)
+        with self.mesh:
+            return jax.jit(init, out_shardings=self.state_sharding)(self.init_rng, partial)
+
+    def abstract_train_state(self) -> tuple[dict, dict]:
+        """(shapes, shardings) of the whole train state (params, optimizer state, EMA) without any weights."""
+        abstract = jax.eval_shape(self._init_fn(), self.init_rng, {})
+        return abstract, self._state_sharding(abstract)
+
+    def _init_fn(self) -> Callable:
+        config = self.config
         trainable_filter = _trainable_filter(config)
         bf16_frozen = any(utils.flatten_dict(self.abstract_state["frozen"].to_pure_dict()))
 
@@ -117,10 +121,7 @@ class JaxTrainer:
                 "ema": trainable if self.ema_decay is not None else None,
             }
 
-        abstract = jax.eval_shape(init, self.init_rng, partial)
-        self.state_sharding = self._state_sharding(abstract)
-        with self.mesh:
-            return jax.jit(init, out_shardings=self.state_sharding)(self.init_rng, partial)
+        return init
 
     def _state_sharding(self, abstract):
         sharding = sh.fsdp_sharding(abstract, self.mesh)
@@ -184,12 +185,6 @@ class JaxTrainer:
         return jax.device_put(new, self.state_sharding)
 
 
-def _data_config(config):
-    """The data config (norm stats and asset id for the checkpoints); one that cannot be built is an error. None when
-    the config has no data factory (a caller-supplied `data_factory` feeds the loop)."""
-    return None if config.data is None else config.data.create(config.assets_dirs, config.model)
-
-
 def default_data_iterator(config, data_sharding) -> Iterator:
     """The config's data loader; with several processes each one yields its slice of the global batch."""
     from openpi.training import data_loader  # noqa: PLC0415
@@ -216,38 +211,50 @@ class _TimedIterator:
         return self._loader.data_wait_s
 
 
-def train(config, *, data_factory: Callable[[int], Iterator] | None = None, progress: bool = True) -> TrainResult:
+def train(
+    config, *, data_factory: Callable[[int], Iterator] | None = None, progress: bool = True, dry_run: bool = False
+) -> TrainResult | None:
     """Run (or resume) training described by ``config``; returns the losses logged on this process.
 
     ``data_factory(start_step)`` may replace the config's data loader: it returns an iterator of per-process
-    ``(observation, actions)`` batches positioned at ``start_step``.
+    ``(observation, actions)`` batches positioned at ``start_step``. The data config, the dataset, the norm stats and
+    the first batch are checked before the checkpoint dir is touched and before any weights are loaded
+    (openpi.training.preflight); ``dry_run`` then prints the abstract train state and returns None.
     """
     if config.batch_size % jax.device_count() != 0:
         raise ValueError(f"batch_size={config.batch_size} must be divisible by the device count {jax.device_count()}")
     checkpoint_dir = pathlib.Path(config.checkpoint_dir)
     is_main = jax.process_index() == 0
-    resuming = checkpoints.initialize_checkpoint_dir(checkpoint_dir, overwrite=config.overwrite, resume=config.resume)
+    _optimizer.check_known(config.optimizer)
 
-    mesh = sh.make_mesh(config.fsdp_devices)
-    dsharding = sh.data_sharding(mesh)
-    trainer = JaxTrainer(config, mesh)
-    state = trainer.init_state()
-    start_step = 0
-    if resuming:
-        start_step = checkpoints.latest_step(checkpoint_dir)
-        state = trainer.restore(state, checkpoint_dir / str(start_step))
-        logger.info("Resumed from %s", checkpoint_dir / str(start_step))
-
-    data_cfg = _data_config(config) if is_main else None
+    data_cfg = preflight.build_data_config(config)
     norm_stats = getattr(data_cfg, "norm_stats", None)
     asset_id = getattr(data_cfg, "asset_id", None)
+    mesh = sh.make_mesh(config.fsdp_devices)
+    dsharding = sh.data_sharding(mesh)
+    # Read-only here: where a resumed run starts (the dir itself is prepared after the data checks).
+    start_step = (checkpoints.latest_step(checkpoint_dir) or 0) if config.resume and not dry_run else 0
     if data_factory is not None:
         data_iter = data_factory(start_step)
     else:
+        preflight.check_data(config, data_cfg)
         data_iter = default_data_iterator(config, dsharding)
-        if resuming and getattr(data_cfg, "repo_id", None) == "fake":
+        if start_step and preflight.is_fake(data_cfg):
             for _ in range(start_step):  # deterministic fake data: replay the stream position
                 next(data_iter)
+    batch, data_iter = preflight.first_batch(config, data_iter)
+    trainer = JaxTrainer(config, mesh)
+    if dry_run:
+        _dry_run_report(config, trainer, batch)
+        return None
+
+    resuming = checkpoints.initialize_checkpoint_dir(checkpoint_dir, overwrite=config.overwrite, resume=config.resume)
+    if resuming != bool(start_step):
+        raise RuntimeError(f"{checkpoint_dir}: its latest step changed while the data loader started; rerun")
+    state = trainer.init_state()
+    if resuming:
+        state = trainer.restore(state, checkpoint_dir / str(start_step))
+        logger.info("Resumed from %s", checkpoint_dir / str(start_step))
     wandb_run = (
         utils.maybe_init_wandb(
             config.wandb_enabled,
@@ -318,6 +325,41 @@ def train(config, *, data_factory: Callable[[int], Iterator] | None = None, prog
             if (done % config.save_interval == 0 and done > start_step) or done == config.num_train_steps:
                 save(done)
     return TrainResult(final_step=config.num_train_steps, checkpoint_dir=checkpoint_dir, losses=losses)
+
+
+def _dry_run_report(config, trainer: JaxTrainer, batch) -> None:
+    """Parameter counts, the train state's per-device memory under its FSDP sharding, the batch; no weights."""
+    abstract, shardings = trainer.abstract_train_state()
+
+    def count(tree) -> int:
+        return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
+
+    def per_device(tree, shard_tree) -> int:
+        leaves, shards = jax.tree.leaves(tree), jax.tree.leaves(shard_tree)
+        return sum(int(np.prod(s.shard_shape(x.shape))) * np.dtype(x.dtype).itemsize for x, s in zip(leaves, shards))
+
+    trainable, frozen = count(abstract["trainable"]), count(abstract["frozen"])
+    parts = {k: per_device(abstract[k], shardings[k]) for k in ("trainable", "frozen", "opt_state", "ema", "rest")}
+    n_dev = jax.device_count()
+    sharded = sum(not s.is_fully_replicated for s in jax.tree.leaves(shardings))
+    batch_dev = preflight.batch_bytes(batch) // max(jax.local_device_count(), 1)
+    state_dev = sum(parts.values())
+    weights = config.weight_loader
+    rows = [
+        ("config", f"{config.name} (JAX), batch_size={config.batch_size}, {config.num_train_steps} steps"),
+        ("devices", f"{n_dev} x {jax.devices()[0].platform}, mesh {dict(trainer.mesh.shape)}"),
+        ("sharding", f"{sharded} of {len(jax.tree.leaves(shardings))} state arrays FSDP-sharded, the rest replicated"),
+        ("parameters", f"total {preflight.fmt_count(trainable + frozen)}, trainable {preflight.fmt_count(trainable)}"),
+        (
+            "train state per device",
+            f"{preflight.fmt_bytes(state_dev)} = "
+            + ", ".join(f"{k} {preflight.fmt_bytes(v)}" for k, v in parts.items() if v),
+        ),
+        ("batch per device", preflight.fmt_bytes(batch_dev)),
+        ("memory per device (state + batch, activations not included)", preflight.fmt_bytes(state_dev + batch_dev)),
+        ("weights (not loaded)", f"{type(weights).__name__} {getattr(weights, 'params_path', '')}".rstrip()),
+    ]
+    preflight.print_report("JAX training dry run", rows, batch)
 
 
 def _progress(it, start, total, enabled):

@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import os
 import pathlib
 import re
@@ -31,6 +32,8 @@ import torch
 import torch.distributed as dist
 
 from openpi.training import checkpoints
+from openpi.training import optimizer as _optimizer
+from openpi.training import preflight
 from openpi.training import utils
 
 logger = logging.getLogger("openpi.training")
@@ -77,6 +80,17 @@ def setup_distributed(device: str | None = None) -> DistInfo:
 def lr_at(lr_schedule, step: int) -> float:
     """The learning rate at ``step``: the JAX trainer's optax schedule, computed in plain Python (no jax here)."""
     return float(lr_schedule.value(step))
+
+
+def make_optimizer(opt_cfg, params: list[torch.nn.Parameter], lr: float) -> tuple[torch.optim.Optimizer, float | None]:
+    """(torch optimizer, gradient clip norm or None) for ``TrainConfig.optimizer``; an optimizer config this trainer
+    does not implement is an error (never replaced by AdamW)."""
+    _optimizer.check_known(opt_cfg)
+    if isinstance(opt_cfg, _optimizer.AdamW):
+        betas = (opt_cfg.b1, opt_cfg.b2)
+        adamw = torch.optim.AdamW(params, lr=lr, betas=betas, eps=opt_cfg.eps, weight_decay=opt_cfg.weight_decay)
+        return adamw, opt_cfg.clip_gradient_norm
+    return torch.optim.SGD(params, lr=lr, momentum=opt_cfg.momentum, nesterov=opt_cfg.nesterov), None
 
 
 def default_trainable_regex(model_config) -> str | None:
@@ -175,9 +189,8 @@ def default_data_iterator(config, dinfo: DistInfo, start_step: int) -> Iterator:
         config, framework="pytorch", shuffle=True, rank=dinfo.rank, world_size=dinfo.world_size
     )
     it = iter(loader)
-    data_cfg = getattr(loader, "data_config", lambda: None)()
-    if start_step and getattr(data_cfg, "repo_id", None) == "fake":
-        for _ in range(start_step):
+    if start_step and preflight.is_fake(loader.data_config()):
+        for _ in range(start_step):  # deterministic fake data: replay the stream position
             next(it)
     return it
 
@@ -267,35 +280,52 @@ def train(
     model_factory: Callable[[Any, DistInfo, str, bool], torch.nn.Module] | None = None,
     data_factory: Callable[[int, int, int], Iterator] | None = None,
     progress: bool = True,
-) -> dict[int, float]:
-    """Train (or resume) ``config``; returns ``{step: loss}`` as logged (global-batch mean) on every rank."""
+    dry_run: bool = False,
+) -> dict[int, float] | None:
+    """Train (or resume) ``config``; returns ``{step: loss}`` as logged (global-batch mean) on every rank.
+
+    The data config, the dataset, the norm stats and the first batch are checked before the checkpoint dir is touched
+    and before the model (and its weights) is built (openpi.training.preflight); ``dry_run`` then prints the abstract
+    model and optimizer state and returns None."""
     dinfo = setup_distributed(options.device)
     try:
-        return _train(config, dinfo, options, model_factory or build_model, data_factory, progress)
+        return _train(config, dinfo, options, model_factory, data_factory, progress, dry_run)
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
 
 
-def _train(config, dinfo, options, model_factory, data_factory, progress):
-    precision = options.precision or getattr(config, "pytorch_training_precision", "bfloat16")
+def _train(config, dinfo, options, model_factory, data_factory, progress, dry_run=False):
+    precision = options.precision or config.pytorch_training_precision
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r} is not one of {PRECISIONS}")
     if config.batch_size % dinfo.world_size:
         raise ValueError(f"batch_size={config.batch_size} must be divisible by the number of ranks {dinfo.world_size}")
+    _optimizer.check_known(config.optimizer)
     ckdir = pathlib.Path(config.checkpoint_dir)
+
+    # Data first (config, dataset, norm stats, first batch): errors surface before any weights are read.
+    data_cfg = preflight.build_data_config(config)
+    start_step = (checkpoints.latest_step(ckdir) or 0) if config.resume and not dry_run else 0
+    if data_factory is not None:
+        data_iter = data_factory(start_step, dinfo.rank, dinfo.world_size)
+    else:
+        preflight.check_data(config, data_cfg)
+        data_iter = default_data_iterator(config, dinfo, start_step)
+    batch, data_iter = preflight.first_batch(config, data_iter)
+    ema_decay = config.ema_decay if options.ema_decay == "config" else options.ema_decay
+    if dry_run:
+        _dry_run_report(config, dinfo, options, precision, ema_decay, model_factory, batch)
+        return None
+
     resuming = _init_dir(config, dinfo)
     torch.manual_seed(config.seed + dinfo.rank)
     np.random.seed(config.seed + dinfo.rank)
 
-    model = model_factory(config, dinfo, precision, options.gradient_checkpointing).to(dinfo.device)
-    if precision == "bfloat16" and not hasattr(model, "to_precision"):
+    model = (model_factory or build_model)(config, dinfo, precision, options.gradient_checkpointing).to(dinfo.device)
+    if precision == "bfloat16" and model_factory is not None:  # build_model already applied the precision
         model = model.to(torch.bfloat16)
-    regex = options.trainable_regex or default_trainable_regex(getattr(config, "model", None))
-    if regex:
-        pat = re.compile(regex)
-        for n, p in model.named_parameters():
-            p.requires_grad_(bool(pat.match(n)))
+    _set_trainable(model, options.trainable_regex or default_trainable_regex(config.model))
     ddp = model
     if dinfo.world_size > 1:
         ddp = torch.nn.parallel.DistributedDataParallel(
@@ -305,33 +335,18 @@ def _train(config, dinfo, options, model_factory, data_factory, progress):
             gradient_as_bucket_view=True,
         )
     trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
-    opt_cfg = config.optimizer
-    optimizer = torch.optim.AdamW(
-        list(trainable.values()),
-        lr=lr_at(config.lr_schedule, 0),
-        betas=(getattr(opt_cfg, "b1", 0.9), getattr(opt_cfg, "b2", 0.95)),
-        eps=getattr(opt_cfg, "eps", 1e-8),
-        weight_decay=getattr(opt_cfg, "weight_decay", 1e-10),
-    )
-    clip = getattr(opt_cfg, "clip_gradient_norm", 1.0)
-    ema_decay = config.ema_decay if options.ema_decay == "config" else options.ema_decay
+    optimizer, clip = make_optimizer(config.optimizer, list(trainable.values()), lr_at(config.lr_schedule, 0))
     ema = EMA(trainable, ema_decay) if ema_decay is not None else None
 
-    start_step = 0
     if resuming:
-        start_step = load_torch_checkpoint(
+        resumed = load_torch_checkpoint(
             ckdir / str(checkpoints.latest_step(ckdir)), model, optimizer, ema, dinfo.device
         )
+        if resumed != start_step:
+            raise RuntimeError(
+                f"{ckdir}: resumed at step {resumed}, but the data stream was positioned at {start_step}"
+            )
         logger.info("rank %d resumed at step %d", dinfo.rank, start_step)
-
-    data_cfg = None
-    if dinfo.is_main:
-        # A data config that cannot be built is an error (it also gives the checkpoints their norm stats).
-        data_cfg = None if config.data is None else config.data.create(config.assets_dirs, config.model)
-    if data_factory is not None:
-        data_iter = data_factory(start_step, dinfo.rank, dinfo.world_size)
-    else:
-        data_iter = default_data_iterator(config, dinfo, start_step)
     wandb_run = None
     if dinfo.is_main:
         wandb_run = utils.maybe_init_wandb(
@@ -354,7 +369,7 @@ def _train(config, dinfo, options, model_factory, data_factory, progress):
         else contextlib.nullcontext()
     )
     per_rank = config.batch_size // dinfo.world_size
-    rtc_max_delay = int(getattr(getattr(config, "model", None), "rtc_max_delay", 0) or 0)
+    rtc_max_delay = int(getattr(config.model, "rtc_max_delay", 0) or 0)
     if rtc_max_delay > 0:
         logger.info("training-time RTC on: delays d in [0, %d) per example", rtc_max_delay)
     losses: dict[int, float] = {}
@@ -386,7 +401,7 @@ def _train(config, dinfo, options, model_factory, data_factory, progress):
             out = ddp(obs, actions, **kw)
         loss = out.float().mean()
         loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(list(trainable.values()), clip)
+        grad_norm = torch.nn.utils.clip_grad_norm_(list(trainable.values()), math.inf if clip is None else clip)
         lr = lr_at(config.lr_schedule, step)
         for g in optimizer.param_groups:
             g["lr"] = lr
@@ -440,3 +455,52 @@ def _train(config, dinfo, options, model_factory, data_factory, progress):
             if dinfo.world_size > 1:
                 dist.barrier()
     return losses
+
+
+def _set_trainable(model: torch.nn.Module, regex: str | None) -> None:
+    if regex:
+        pat = re.compile(regex)
+        for n, p in model.named_parameters():
+            p.requires_grad_(bool(pat.match(n)))
+
+
+def _dry_run_report(config, dinfo, options, precision, ema_decay, model_factory, batch) -> None:
+    """Parameter counts and per-rank memory of the model, gradients, optimizer and EMA state, built on torch's meta
+    device (shapes only: no weights are read or allocated), and the first batch."""
+    with torch.device("meta"):
+        if model_factory is None:
+            from openpi.models_pytorch import pi0_pytorch  # noqa: PLC0415
+
+            dtype = "bfloat16" if precision == "bfloat16" else "float32"
+            model = pi0_pytorch.PI0Pytorch(dataclasses.replace(config.model, dtype=dtype)).to_precision(dtype)
+        else:
+            model = model_factory(config, dinfo, precision, options.gradient_checkpointing)
+    _set_trainable(model, options.trainable_regex or default_trainable_regex(config.model))
+    params = list(model.parameters())
+    trainable = [p for p in params if p.requires_grad]
+    n_total, n_train = sum(p.numel() for p in params), sum(p.numel() for p in trainable)
+    weights = sum(p.numel() * p.element_size() for p in params)
+    grads = sum(p.numel() * p.element_size() for p in trainable)
+    opt_cfg = config.optimizer
+    slots = 2 if isinstance(opt_cfg, _optimizer.AdamW) else (1 if opt_cfg.momentum else 0)  # exp_avg(_sq) / momentum
+    opt_state = slots * grads
+    ema = 4 * n_train if ema_decay is not None else 0  # fp32 shadow of the trainable weights
+    batch_rank = preflight.batch_bytes(batch)
+    state = weights + grads + opt_state + ema
+    fmt = preflight.fmt_bytes
+    weight_src = config.pytorch_weight_path or f"initialized from seed {config.seed}"
+    rows = [
+        ("config", f"{config.name} (PyTorch), batch_size={config.batch_size}, {config.num_train_steps} steps"),
+        ("ranks", f"{dinfo.world_size} on {dinfo.device.type}; DDP: model and optimizer state replicated on each rank"),
+        ("precision", f"{precision}, EMA {'off' if ema_decay is None else ema_decay}"),
+        ("parameters", f"total {preflight.fmt_count(n_total)}, trainable {preflight.fmt_count(n_train)}"),
+        (
+            "train state per rank",
+            f"{fmt(state)} = weights {fmt(weights)}, grads {fmt(grads)}, {type(opt_cfg).__name__} state "
+            f"{fmt(opt_state)}, EMA {fmt(ema)}",
+        ),
+        ("batch per rank", fmt(batch_rank)),
+        ("memory per rank (state + batch, activations not included)", fmt(state + batch_rank)),
+        ("weights (not loaded)", weight_src),
+    ]
+    preflight.print_report("PyTorch training dry run", rows, batch)

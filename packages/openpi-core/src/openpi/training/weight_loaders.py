@@ -18,6 +18,7 @@ from typing import runtime_checkable
 
 import numpy as np
 
+from openpi.models import model as _model
 from openpi.training import utils
 
 logger = logging.getLogger("openpi.training")
@@ -75,20 +76,7 @@ class PaliGemmaWeightLoader:
 
 def restore_numpy_params(params_path: pathlib.Path | str) -> dict:
     """Restore an orbax ``params`` dir as a nested dict of numpy arrays (``value`` leaves stripped)."""
-    try:
-        from openpi.models.model import restore_params  # noqa: PLC0415
-    except ImportError:
-        restore_params = None
-    if restore_params is not None:
-        try:
-            return restore_params(params_path, restore_type=np.ndarray)
-        except ImportError:  # a dependency of the model package (e.g. the downloader) is not there yet
-            pass
-    from openpi.training import checkpoints  # noqa: PLC0415
-
-    tree = checkpoints.restore_pytree(params_path)
-    tree = tree.get("params", tree)
-    return utils.strip_value_leaves(tree)
+    return _model.restore_params(params_path, restore_type=np.ndarray)
 
 
 def merge_params(loaded: Mapping, params: Mapping, *, missing_regex: str, source: str = "checkpoint") -> dict:
@@ -133,12 +121,11 @@ def loaded_leaves_only(tree: Mapping) -> dict:
 
 
 def _is_array(v: Any) -> bool:
-    try:
-        import jax  # noqa: PLC0415
+    # jax imported here, not at the top: training/config.py imports this module on the PyTorch path, which must
+    # not import jax (issue 22; tests/models_torch/test_models_torch_no_jax.py).
+    import jax  # noqa: PLC0415
 
-        return isinstance(v, jax.Array)
-    except ImportError:
-        return False
+    return isinstance(v, jax.Array)
 
 
 def _resolve(url: str) -> pathlib.Path:
