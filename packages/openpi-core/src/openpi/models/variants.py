@@ -11,7 +11,9 @@ from typing import Literal
 PALIGEMMA_VOCAB_SIZE = 257_152
 BIG_NEG = -2.3819763e38  # finite mask value of upstream (padding rows get a uniform softmax, not NaN)
 
-Variant = Literal["dummy", "dummy_lora", "small", "gemma_300m", "gemma_300m_lora", "gemma_2b", "gemma_2b_lora"]
+Variant = Literal[
+    "dummy", "dummy_1layer", "dummy_lora", "small", "gemma_300m", "gemma_300m_lora", "gemma_2b", "gemma_2b_lora"
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +42,8 @@ class GemmaConfig:
 def gemma_config(variant: str) -> GemmaConfig:
     if variant == "dummy":
         return GemmaConfig(width=64, depth=4, mlp_dim=128, num_heads=8, num_kv_heads=1, head_dim=16)
+    if variant == "dummy_1layer":  # one-layer dummy: the CI config of the torch.compile test (not upstream)
+        return GemmaConfig(width=64, depth=1, mlp_dim=128, num_heads=8, num_kv_heads=1, head_dim=16)
     if variant == "small":  # CPU-trainable ALOHA-sim recipe (pi05_aloha_sim_small); not an upstream variant
         return GemmaConfig(width=128, depth=4, mlp_dim=512, num_heads=4, num_kv_heads=1, head_dim=32)
     if variant == "gemma_300m":

@@ -37,15 +37,14 @@ def cache_dir() -> pathlib.Path:
 def enable_persistent_cache(path: str | os.PathLike | None = None) -> pathlib.Path:
     """Point inductor's FX-graph and AOTAutograd caches at `path` (default `cache_dir()`) and turn them on.
 
-    An explicit TORCHINDUCTOR_CACHE_DIR in the environment wins (logged)."""
+    Sets TORCHINDUCTOR_CACHE_DIR (inductor reads it at each cache access; torch itself fills it with a /tmp default
+    once anything asked for the cache dir, so an existing value is not a user choice: move the cache with
+    OPENPI_DATA_HOME or `path`)."""
     path = pathlib.Path(path) if path is not None else cache_dir()
-    if "TORCHINDUCTOR_CACHE_DIR" in os.environ and path != pathlib.Path(os.environ["TORCHINDUCTOR_CACHE_DIR"]):
-        logger.info("TORCHINDUCTOR_CACHE_DIR=%s is set; using it", os.environ["TORCHINDUCTOR_CACHE_DIR"])
-        path = pathlib.Path(os.environ["TORCHINDUCTOR_CACHE_DIR"])
     path.mkdir(parents=True, exist_ok=True)
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(path)
-    os.environ.setdefault("TORCHINDUCTOR_FX_GRAPH_CACHE", "1")
-    os.environ.setdefault("TORCHINDUCTOR_AUTOGRAD_CACHE", "1")
+    os.environ["TORCHINDUCTOR_FX_GRAPH_CACHE"] = "1"
+    os.environ["TORCHINDUCTOR_AUTOGRAD_CACHE"] = "1"
     import torch._inductor.config as inductor_config
 
     inductor_config.fx_graph_cache = True
