@@ -13,7 +13,7 @@ import pytest
 
 # Load torch's compiler stack (which imports triton's native modules) before any test creates a MuJoCo EGL
 # context: importing triton after EGL initialisation segfaults in this environment.
-import torch._dynamo  # noqa: E402, F401
+import torch._dynamo  # noqa: F401
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -39,7 +39,7 @@ def repo_root() -> pathlib.Path:
     return REPO_ROOT
 
 
-@pytest.fixture()
+@pytest.fixture
 def lerobot_home(tmp_path, monkeypatch) -> pathlib.Path:
     """An empty HF_LEROBOT_HOME for tests that write LeRobot datasets."""
     home = tmp_path / "lerobot_home"
@@ -48,7 +48,7 @@ def lerobot_home(tmp_path, monkeypatch) -> pathlib.Path:
     return home
 
 
-@pytest.fixture()
+@pytest.fixture
 def openpi_data_home(tmp_path, monkeypatch, golden_dir) -> pathlib.Path:
     """An OPENPI_DATA_HOME download cache pre-seeded with the tiny sentencepiece model in the place where the
     real PaliGemma tokenizer (gs://big_vision/paligemma_tokenizer.model) is cached: <cache>/<bucket>/<path>."""
@@ -62,7 +62,7 @@ def openpi_data_home(tmp_path, monkeypatch, golden_dir) -> pathlib.Path:
     return home
 
 
-@pytest.fixture()
+@pytest.fixture
 def tiny_checkpoint(tmp_path, golden_dir, openpi_data_home):
     """Factory: `tiny_checkpoint(config_name, dim, horizon=10)` -> (train config with the golden tiny pi0.5 model,
     step dir holding its upstream-format params/ and random norm stats of `dim` dims under the config's asset id).

@@ -114,10 +114,15 @@ def test_unpackb_views_is_not_fooled_by_the_header_bytes_inside_other_fields(mon
 
 def test_unpackb_views_errors_and_mutable_inputs():
     message = mn.packb({"img": np.zeros(1 << 17, np.uint8), "s": "x"})
-    for bad in (message[:-1], message[: len(message) // 2], message + b"\xc0"):
-        with pytest.raises(Exception) as views_error:
+    truncated, extra = "Unpack failed: incomplete input", r"unpack\(b\) received extra data"
+    for bad, error in (
+        (message[:-1], truncated),
+        (message[: len(message) // 2], truncated),
+        (message + b"\xc0", extra),
+    ):
+        with pytest.raises(ValueError, match=error) as views_error:
             mn.unpackb_views(bad)
-        with pytest.raises(Exception) as plain_error:
+        with pytest.raises(ValueError, match=error) as plain_error:
             mn.unpackb(bad)
         assert type(views_error.value) is type(plain_error.value)
     buf = bytearray(message)  # mutable: decoded by copying, later writes do not show through

@@ -116,7 +116,7 @@ def test_slow_steps_are_counted_as_overruns(tmp_path):
     counter = {"episode": 0, "calls": 0}
     robot = fake.FakeRobot()
     leader = fake.make_leader(counter)
-    slow = lambda t: (time.sleep(0.08) if t in (2, 5) else None, leader(t))[1]  # noqa: E731
+    slow = lambda t: (time.sleep(0.08) if t in (2, 5) else None, leader(t))[1]
     recorder = EpisodeRecorder("slow", fps=30, features=fake.FEATURES, robot_type="fake", root=tmp_path)
     stats = record_episodes(
         robot, {"base": fake.FakeCamera(robot)}, slow, recorder, task="t", num_episodes=1, episode_steps=8, fps=30,
@@ -201,14 +201,19 @@ def test_terminal_keys_cbreak_is_restored_even_on_errors():
     with os.fdopen(slave, "r") as stream:
         before = termios.tcgetattr(slave)
         assert TerminalKeys.available(stream) and before[3] & termios.ICANON
-        with pytest.raises(RuntimeError, match="boom"), Controls("keys", TerminalKeys(stream)) as ctl:
-            assert not termios.tcgetattr(slave)[3] & termios.ICANON  # cbreak: single keys, no Enter needed
-            assert termios.tcgetattr(slave)[3] & termios.ISIG  # Ctrl-C still interrupts
-            os.write(master, b"d")
-            assert ctl.poll().value == "discard" and ctl.poll() is None
-            os.write(master, b" ")
-            assert ctl.wait_start().value == "start"
-            raise RuntimeError("boom")
+
+        def session_that_crashes():
+            with Controls("keys", TerminalKeys(stream)) as ctl:
+                assert not termios.tcgetattr(slave)[3] & termios.ICANON  # cbreak: single keys, no Enter needed
+                assert termios.tcgetattr(slave)[3] & termios.ISIG  # Ctrl-C still interrupts
+                os.write(master, b"d")
+                assert ctl.poll().value == "discard" and ctl.poll() is None
+                os.write(master, b" ")
+                assert ctl.wait_start().value == "start"
+                raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError, match="boom"):
+            session_that_crashes()
         assert termios.tcgetattr(slave) == before
     os.close(master)
     # no terminal on stdin: keys fall back to auto

@@ -20,7 +20,7 @@ from robot_piper.sim import SimulatedPiper
 MDEG = math.radians(0.001)  # protocol resolution: 0.001 degree
 
 
-@pytest.fixture()
+@pytest.fixture
 def robot():
     r = SimulatedPiper()
     r.connect()

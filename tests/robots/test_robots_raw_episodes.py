@@ -29,7 +29,7 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 FLEXIV_PY = REPO_ROOT / ".venv-flexiv" / "bin" / "python"
 
 
-@pytest.fixture()
+@pytest.fixture
 def home(tmp_path, monkeypatch):
     import lerobot.datasets.lerobot_dataset as ld
     import lerobot.utils.constants as lc

@@ -64,7 +64,7 @@ class VirtualClock:
         return frames
 
 
-@pytest.fixture()
+@pytest.fixture
 def clock(monkeypatch):
     c = VirtualClock()
     monkeypatch.setattr(collect_mod, "time", c)

@@ -15,7 +15,7 @@ from robot_common.cameras import CameraArgs
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture()
+@pytest.fixture
 def lerobot_env(tmp_path, monkeypatch):
     import lerobot.datasets.lerobot_dataset as ld
     import lerobot.utils.constants as lc

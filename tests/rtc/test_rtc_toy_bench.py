@@ -12,7 +12,7 @@ import torch
 from openpi.models_pytorch import rtc as rtc_t
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "bench"))
-import rtc_toy as toy  # noqa: E402
+import rtc_toy as toy
 
 
 @pytest.fixture(scope="module")

@@ -27,10 +27,15 @@ def test_overwrite_resume_and_existing_dir_rules(tmp_path):
     assert list(d.iterdir()) == []
 
 
-def test_atomic_step_dir_never_exposes_partial_steps(tmp_path):
-    with pytest.raises(RuntimeError), checkpoints.atomic_step_dir(tmp_path, 3) as tmp:
+def _crash_while_saving(checkpoint_dir):
+    with checkpoints.atomic_step_dir(checkpoint_dir, 3) as tmp:
         (tmp / "model.safetensors").write_bytes(b"x")
         raise RuntimeError("killed")
+
+
+def test_atomic_step_dir_never_exposes_partial_steps(tmp_path):
+    with pytest.raises(RuntimeError, match="killed"):
+        _crash_while_saving(tmp_path)
     assert checkpoints.list_steps(tmp_path) == []
     assert list(tmp_path.iterdir()) == []
     with checkpoints.atomic_step_dir(tmp_path, 3) as tmp:

@@ -18,13 +18,13 @@ import sys
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-import dry_run_data  # noqa: E402
+import dry_run_data
 
-from openpi.training import config as _config  # noqa: E402
-from openpi.training import optimizer as _optimizer  # noqa: E402
-from openpi.training import train_jax  # noqa: E402
-from openpi.training import train_pytorch  # noqa: E402
-from openpi.training import weight_loaders  # noqa: E402
+from openpi.training import config as _config
+from openpi.training import optimizer as _optimizer
+from openpi.training import train_jax
+from openpi.training import train_pytorch
+from openpi.training import weight_loaders
 
 # One config per data format / model size runs in `make test-fast`; the others (same code paths) are marked slow.
 FAST = {

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
-import training_toy as toy  # noqa: E402
+import training_toy as toy
 
-from openpi.training import checkpoints  # noqa: E402
-from openpi.training import train_jax  # noqa: E402
-from openpi.training import utils  # noqa: E402
-from openpi.training import weight_loaders  # noqa: E402
+from openpi.training import checkpoints
+from openpi.training import train_jax
+from openpi.training import utils
+from openpi.training import weight_loaders
 
 
 def test_train_resume_matches_uninterrupted_run(tmp_path):

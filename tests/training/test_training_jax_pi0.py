@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
-import training_toy as toy  # noqa: E402
+import training_toy as toy
 
-from openpi.models import model as _model  # noqa: E402
-from openpi.models import pi0_config  # noqa: E402
-from openpi.training import checkpoints  # noqa: E402
-from openpi.training import train_jax  # noqa: E402
+from openpi.models import model as _model
+from openpi.models import pi0_config
+from openpi.training import checkpoints
+from openpi.training import train_jax
 
 
 def _fixed_batch_factory(model_config, batch_size):

@@ -33,7 +33,7 @@ class ToyModelConfig:
         return ToyModel(nnx.Rngs(rng))
 
 
-def ToySchedule(peak_lr: float = 3e-2, warmup_steps: int = 2) -> _optimizer.CosineDecaySchedule:  # noqa: N802
+def ToySchedule(peak_lr: float = 3e-2, warmup_steps: int = 2) -> _optimizer.CosineDecaySchedule:
     """The project's schedule: warm up for 2 steps, then a slow cosine toward 0."""
     return _optimizer.CosineDecaySchedule(warmup_steps=warmup_steps, peak_lr=peak_lr, decay_steps=1000, decay_lr=0.0)
 

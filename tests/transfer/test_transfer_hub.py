@@ -11,9 +11,9 @@ import time
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from transfer_hub_standin import HubStandIn  # noqa: E402
+from transfer_hub_standin import HubStandIn
 
-from openpi.transfer import hub  # noqa: E402
+from openpi.transfer import hub
 
 TOKEN = "hf_test_token"
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -58,7 +58,7 @@ def _set_endpoint(monkeypatch, url: str) -> None:
     monkeypatch.setattr(fd, "HUGGINGFACE_CO_URL_TEMPLATE", template)
 
 
-@pytest.fixture()
+@pytest.fixture
 def hub_env(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))

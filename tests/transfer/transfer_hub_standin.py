@@ -159,6 +159,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             repo_type = {"datasets/": "dataset", "spaces/": "space"}.get(m[1] or "", "model")
             return self._resolve(repo_type, m[2], m[4], head=method == "HEAD")
         self._error(404, f"no route for {method} {path}")
+        return None
 
     # ----------------------------------------------------------------- endpoints
     def _create_repo(self):
@@ -173,6 +174,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 return self._send(409, {"error": "You already created this repo", "url": url})
             self.state.repos[(repo_type, repo_id)] = Repo(repo_type, repo_id, bool(req.get("private")))
         self._send(200, {"url": url, "name": repo_id})
+        return None
 
     def _repo_info(self, repo_type, repo_id):
         repo = self._repo(repo_type, repo_id)
@@ -251,6 +253,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             st.lfs_put_bytes += len(data)
             st.repos[(repo_type, repo_id)].lfs[oid] = data
         self._send(200)
+        return None
 
     def _lfs_verify(self, repo_type, repo_id, oid):
         self._body()
@@ -260,7 +263,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _commit(self, repo_type, repo_id):
         repo = self._repo(repo_type, repo_id, write=True)
         if repo is None:
-            return
+            return None
         lines = [json.loads(x) for x in self._body().splitlines() if x.strip()]
         if self.state.block_commits is not None:
             self.state.block_commits.wait()
@@ -279,11 +282,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.state.commit_count += 1
         url = f"{self.base}/{_PREFIX[repo_type]}{repo_id}/commit/{repo.sha}"
         self._send(200, {"commitUrl": url, "commitOid": repo.sha, "pullRequestUrl": None})
+        return None
 
     def _resolve(self, repo_type, repo_id, filename, head):
         repo = self._repo(repo_type, repo_id)
         if repo is None:
-            return
+            return None
         if filename not in repo.files:
             return self._error(404, "Entry not found", "EntryNotFound")
         data, is_lfs = repo.files[filename]
@@ -299,6 +303,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
             data, code = data[start : end + 1], 206
         self._send(code, headers=headers, body=data, head=head)
+        return None
 
 
 class _Server(http.server.ThreadingHTTPServer):

@@ -315,7 +315,7 @@ def _locate(message, error: _Refused) -> DecodeError:
         _walk(message, 0, [])
     except _Found as found:
         return DecodeError(str(found))
-    except Exception:  # noqa: S110 - any other trouble (IndexError, RecursionError, ...): the bare text below
+    except Exception:  # any other trouble (IndexError, RecursionError, ...): the bare text below
         pass
     return DecodeError(str(error))
 

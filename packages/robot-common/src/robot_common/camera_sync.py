@@ -52,7 +52,7 @@ class _Reader:
             if fut.set_running_or_notify_cancel():
                 try:
                     fut.set_result(fn())
-                except BaseException as e:  # noqa: BLE001  (handed to the caller)
+                except BaseException as e:  # (handed to the caller)
                     fut.set_exception(e)
 
     def submit(self, fn) -> concurrent.futures.Future:

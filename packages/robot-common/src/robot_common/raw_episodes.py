@@ -103,7 +103,7 @@ def read_header(path: pathlib.Path) -> dict:
                 "frames": int(z["task"].shape[0]),
                 "timing": json.loads(str(z["timing"])) if "timing" in z.files else None,
             }
-    except Exception as e:  # noqa: BLE001 - any damage: name the file
+    except Exception as e:  # any damage: name the file
         raise ValueError(f"{path} is not a readable raw episode ({type(e).__name__}: {e})") from e
 
 

@@ -57,7 +57,7 @@ def main(args: Args) -> int:
         else:
             leader = script
     else:  # kinesthetic teaching: the leader is the arm itself, moved by hand
-        leader = lambda t: arm.qpos()  # noqa: E731
+        leader = lambda t: arm.qpos()
     cameras = make_cameras(arm, args.cameras, args.sim)
 
     def vectors(target):

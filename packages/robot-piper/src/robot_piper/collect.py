@@ -35,7 +35,7 @@ def main(args: Args) -> int:
     hw = args.cameras.hw
     cameras = make_cameras(robot, args.cameras, args.sim)
     robot.wait_for_master()
-    leader = lambda t: robot.master_targets()  # noqa: E731
+    leader = lambda t: robot.master_targets()
     return collect_robot(
         robot,
         cameras,

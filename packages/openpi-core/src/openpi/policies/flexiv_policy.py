@@ -15,9 +15,9 @@ def _dim(mode: str) -> int:
     return FLEXIV_DIMS[mode]
 
 
-def FlexivInputs(mode: Mode) -> SingleArmInputs:  # noqa: N802
+def FlexivInputs(mode: Mode) -> SingleArmInputs:
     return SingleArmInputs(state_dim=_dim(mode), robot=f"Flexiv ({mode})")
 
 
-def FlexivOutputs(mode: Mode) -> SliceOutputs:  # noqa: N802
+def FlexivOutputs(mode: Mode) -> SliceOutputs:
     return SliceOutputs(_dim(mode))

@@ -6,9 +6,9 @@ from openpi.policies.common import SliceOutputs
 PIPER_DIM = 7
 
 
-def PiperInputs() -> SingleArmInputs:  # noqa: N802 - a transform "class" like upstream's
+def PiperInputs() -> SingleArmInputs:  # a transform "class" like upstream's
     return SingleArmInputs(state_dim=PIPER_DIM, robot="Piper")
 
 
-def PiperOutputs() -> SliceOutputs:  # noqa: N802
+def PiperOutputs() -> SliceOutputs:
     return SliceOutputs(PIPER_DIM)

@@ -177,8 +177,8 @@ def _fsync_dir(d: pathlib.Path) -> None:
 def _checkpointer():
     """orbax PyTree checkpointer. With several JAX processes, each one reads/writes on its own (no global
     barriers): the trainer gathers host numpy copies and only process 0 writes."""
-    import jax  # noqa: PLC0415
-    import orbax.checkpoint as ocp  # noqa: PLC0415
+    import jax
+    import orbax.checkpoint as ocp
 
     if jax.process_count() == 1:
         return ocp.PyTreeCheckpointer()
@@ -195,8 +195,8 @@ def save_pytree(path: pathlib.Path, tree: Any) -> None:
 
 def restore_pytree(path: pathlib.Path | str, *, sharding=None) -> Any:
     """Restore an orbax PyTree dir as numpy arrays (or as jax arrays with ``sharding``)."""
-    import jax  # noqa: PLC0415
-    import orbax.checkpoint as ocp  # noqa: PLC0415
+    import jax
+    import orbax.checkpoint as ocp
 
     path = pathlib.Path(path).absolute()
     with _checkpointer() as ckptr:
@@ -226,7 +226,7 @@ def save_jax_checkpoint(
     ``params`` is the nested pure dict served at inference (EMA weights when EMA is on); it is stored as
     ``{"params": ...leaf: {"value": arr}}`` exactly like upstream's nnx.State checkpoints.
     """
-    import jax  # noqa: PLC0415
+    import jax
 
     params_np = jax.tree.map(np.asarray, dict(params))
     state_np = jax.tree.map(np.asarray, dict(train_state))
@@ -240,13 +240,13 @@ def save_jax_checkpoint(
 
 def flatten_opt_state(opt_state: Any) -> dict[str, Any]:
     """optax states hold namedtuples; store them as ``{"00000": leaf, ...}`` in tree-leaf order."""
-    import jax  # noqa: PLC0415
+    import jax
 
     return {f"{i:05d}": leaf for i, leaf in enumerate(jax.tree.leaves(opt_state))}
 
 
 def unflatten_opt_state(flat: Mapping[str, Any], template: Any) -> Any:
-    import jax  # noqa: PLC0415
+    import jax
 
     leaves, treedef = jax.tree.flatten(template)
     if len(flat) != len(leaves):

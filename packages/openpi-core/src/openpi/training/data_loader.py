@@ -208,7 +208,7 @@ class _Prefetch:
                 if self._stop.is_set():
                     return
             self._queue.put((self._END, None))
-        except BaseException as e:  # noqa: BLE001 - handed to the consumer, which re-raises it
+        except BaseException as e:  # handed to the consumer, which re-raises it
             self._queue.put((self._END, e))
 
     def __iter__(self):

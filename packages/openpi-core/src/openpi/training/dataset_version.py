@@ -20,7 +20,7 @@ class OldDatasetVersionError(RuntimeError):
 
 def lerobot_home() -> pathlib.Path:
     """HF_LEROBOT_HOME as LeRobot resolves it (the make targets set it to ./datasets)."""
-    from lerobot.utils import constants  # noqa: PLC0415 - lerobot is heavy; only the dataset paths need it
+    from lerobot.utils import constants  # lerobot is heavy; only the dataset paths need it
 
     return pathlib.Path(constants.HF_LEROBOT_HOME)
 

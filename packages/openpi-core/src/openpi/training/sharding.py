@@ -89,7 +89,7 @@ def to_global_batch(local_batch, sharding: NamedSharding):
 
 def to_host(tree):
     """Global (possibly non-addressable) arrays -> numpy on every process."""
-    from jax.experimental import multihost_utils  # noqa: PLC0415
+    from jax.experimental import multihost_utils
 
     def one(x):
         if not isinstance(x, jax.Array):

@@ -124,8 +124,7 @@ class JaxTrainer:
         return init
 
     def _state_sharding(self, abstract):
-        sharding = sh.fsdp_sharding(abstract, self.mesh)
-        return sharding
+        return sh.fsdp_sharding(abstract, self.mesh)
 
     # ------------------------------------------------------------------ step
     def make_train_step(self):
@@ -187,7 +186,7 @@ class JaxTrainer:
 
 def default_data_iterator(config, data_sharding) -> Iterator:
     """The config's data loader; with several processes each one yields its slice of the global batch."""
-    from openpi.training import data_loader  # noqa: PLC0415
+    from openpi.training import data_loader
 
     n, i = jax.process_count(), jax.process_index()
     return _TimedIterator(data_loader.create_data_loader(config, framework="jax", shuffle=True, rank=i, world_size=n))
@@ -366,7 +365,7 @@ def _progress(it, start, total, enabled):
     if not enabled:
         return it
     try:
-        import tqdm  # noqa: PLC0415
+        import tqdm
 
         return tqdm.tqdm(it, initial=start, total=total, dynamic_ncols=True, desc="train")
     except ImportError:

@@ -113,8 +113,8 @@ def build_model(config, dinfo: DistInfo, precision: str, grad_ckpt: bool) -> tor
     """PI0Pytorch for ``config.model``: torch-native init seeded by ``config.seed``, or the weights of
     ``config.pytorch_weight_path`` (a dir with ``model.safetensors`` or the file; upstream openpi, LeRobot or our
     layout, see openpi.models_pytorch.loading). Imports no jax."""
-    from openpi.models_pytorch import loading  # noqa: PLC0415 - torch model code only when training it
-    from openpi.models_pytorch import pi0_pytorch  # noqa: PLC0415
+    from openpi.models_pytorch import loading  # torch model code only when training it
+    from openpi.models_pytorch import pi0_pytorch
 
     precision = "bfloat16" if precision == "bfloat16" else "float32"
     model_cfg = dataclasses.replace(config.model, dtype=precision)
@@ -183,7 +183,7 @@ class EMA:
 
 
 def default_data_iterator(config, dinfo: DistInfo, start_step: int) -> Iterator:
-    from openpi.training import data_loader  # noqa: PLC0415
+    from openpi.training import data_loader
 
     loader = data_loader.create_data_loader(
         config, framework="pytorch", shuffle=True, rank=dinfo.rank, world_size=dinfo.world_size
@@ -221,7 +221,7 @@ def _swapped_weights(model: torch.nn.Module, values: dict[str, torch.Tensor]):
 
 
 def save_torch_checkpoint(checkpoint_dir, step, model, optimizer, ema, *, metadata, norm_stats, asset_id, keep_period):
-    import safetensors.torch  # noqa: PLC0415
+    import safetensors.torch
 
     with checkpoints.atomic_step_dir(checkpoint_dir, step) as tmp:
         if ema is not None:
@@ -247,7 +247,7 @@ def save_torch_checkpoint(checkpoint_dir, step, model, optimizer, ema, *, metada
 
 
 def load_torch_checkpoint(step_dir: pathlib.Path, model, optimizer, ema, device) -> int:
-    import safetensors.torch  # noqa: PLC0415
+    import safetensors.torch
 
     raw = step_dir / "raw_model.safetensors"
     safetensors.torch.load_model(
@@ -378,7 +378,7 @@ def _train(config, dinfo, options, model_factory, data_factory, progress, dry_ru
     bar = steps
     if progress and dinfo.is_main:
         with contextlib.suppress(ImportError):
-            import tqdm  # noqa: PLC0415
+            import tqdm
 
             bar = tqdm.tqdm(steps, initial=start_step, total=config.num_train_steps, dynamic_ncols=True, desc="train")
     ddp.train()
@@ -469,7 +469,7 @@ def _dry_run_report(config, dinfo, options, precision, ema_decay, model_factory,
     device (shapes only: no weights are read or allocated), and the first batch."""
     with torch.device("meta"):
         if model_factory is None:
-            from openpi.models_pytorch import pi0_pytorch  # noqa: PLC0415
+            from openpi.models_pytorch import pi0_pytorch
 
             dtype = "bfloat16" if precision == "bfloat16" else "float32"
             model = pi0_pytorch.PI0Pytorch(dataclasses.replace(config.model, dtype=dtype)).to_precision(dtype)

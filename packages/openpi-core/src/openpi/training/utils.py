@@ -123,7 +123,7 @@ def maybe_init_wandb(
     if not enabled or os.environ.get("WANDB_MODE") == "disabled":
         return None
     try:
-        import wandb  # noqa: PLC0415
+        import wandb
     except ImportError:
         logger.warning("wandb_enabled=True but wandb is not installed; logging to metrics.jsonl only")
         return None
@@ -141,7 +141,7 @@ def maybe_init_wandb(
 
 def _jsonable(config: Any) -> dict:
     try:
-        import dataclasses  # noqa: PLC0415
+        import dataclasses
 
         return json.loads(json.dumps(dataclasses.asdict(config), default=str))
     except Exception:

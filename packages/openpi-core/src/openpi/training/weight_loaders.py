@@ -123,7 +123,7 @@ def loaded_leaves_only(tree: Mapping) -> dict:
 def _is_array(v: Any) -> bool:
     # jax imported here, not at the top: training/config.py imports this module on the PyTorch path, which must
     # not import jax (issue 22; tests/models_torch/test_models_torch_no_jax.py).
-    import jax  # noqa: PLC0415
+    import jax
 
     return isinstance(v, jax.Array)
 
@@ -135,6 +135,6 @@ def _resolve(url: str) -> pathlib.Path:
         if not p.exists():
             raise FileNotFoundError(f"Weight path {p} does not exist (weight_loader params_path)")
         return p
-    from openpi.shared import download  # noqa: PLC0415
+    from openpi.shared import download
 
     return pathlib.Path(download.maybe_download(str(url)))
