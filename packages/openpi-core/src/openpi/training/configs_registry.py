@@ -5,15 +5,15 @@ from __future__ import annotations
 import dataclasses
 
 import openpi.models.pi0_config as pi0_config
-from openpi.training.config import DEBUG_TOKENIZER
-from openpi.training.config import PI0_BASE
-from openpi.training.config import PI05_BASE
-from openpi.training.config import AssetsConfig
-from openpi.training.config import FakeDataConfig
-from openpi.training.config import LeRobotAlohaDataConfig
-from openpi.training.config import LeRobotSingleArmDataConfig
-from openpi.training.config import TrainConfig
 import openpi.training.optimizer as _optimizer
+from openpi.training.train_config import DEBUG_TOKENIZER
+from openpi.training.train_config import PI0_BASE
+from openpi.training.train_config import PI05_BASE
+from openpi.training.train_config import AssetsConfig
+from openpi.training.train_config import FakeDataConfig
+from openpi.training.train_config import LeRobotAlohaDataConfig
+from openpi.training.train_config import LeRobotSingleArmDataConfig
+from openpi.training.train_config import TrainConfig
 import openpi.training.weight_loaders as weight_loaders
 
 # Tiny configs (CPU tests, the offline demo) use pi0_config.TINY with the small bundled tokenizer (works offline).
