@@ -2,8 +2,8 @@
 GPU ?= 0
 APT_PACKAGES := ffmpeg libegl1 libgl1-mesa-dri libgl1 git rsync
 
-.PHONY: setup setup-apt setup-uv setup-venv setup-flexiv test test-fast lint format clean
-setup: setup-apt setup-uv setup-venv ## Install everything (apt packages, uv, .venv; CPU torch/jax unless GPU=1)
+.PHONY: setup setup-apt setup-uv setup-venv setup-flexiv lock test test-fast lint format clean
+setup: setup-apt setup-uv setup-venv ## Install everything from the pinned locks (apt packages, uv, .venv, .venv-flexiv; GPU=1 adds CUDA jax)
 	@$(MAKE) --no-print-directory setup-flexiv || echo "[setup] Flexiv venv skipped (see make setup-flexiv)"
 	@echo "[setup] done: $(PY)"
 
@@ -19,6 +19,9 @@ setup-uv:
 
 setup-venv:
 	@bash scripts/setup_env.sh main $(VENV) $(GPU)
+
+lock: setup-uv ## Regenerate requirements/lock.txt and requirements/lock-flexiv.txt (uv pip compile; then make setup)
+	@bash scripts/setup_env.sh lock
 
 setup-flexiv: ## Build .venv-flexiv (Python 3.12 + flexivrdk) for the Flexiv client, where such a Python exists
 	@bash scripts/setup_env.sh flexiv $(FLEXIV_VENV) 0
