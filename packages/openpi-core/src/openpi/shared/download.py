@@ -2,7 +2,8 @@
 
 Local paths pass through. Remote URLs (`gs://`, `s3://`, `http(s)://`, anything fsspec understands) are cached under
 `$OPENPI_DATA_HOME/<netloc>/<path>` (default `~/.cache/openpi`), e.g. `gs://openpi-assets/checkpoints/pi05_base` ->
-`~/.cache/openpi/openpi-assets/checkpoints/pi05_base`. Downloads go to `<dest>.partial` and are renamed into place
+`~/.cache/openpi/openpi-assets/checkpoints/pi05_base`. An official checkpoint already at the seed's place,
+`$OPENPI_DATA_HOME/pi05_base`, is used from there (no download). Downloads go to `<dest>.partial` and are renamed into place
 when complete, under a file lock, so concurrent processes and interrupted downloads never leave a half tree that
 looks finished. `gs://` uses anonymous access (the openpi buckets are public).
 """
@@ -40,6 +41,19 @@ def cache_path(url: str) -> pathlib.Path:
     return get_cache_dir() / parsed.netloc / parsed.path.strip("/")
 
 
+SEED_CHECKPOINT_PREFIX = "gs://openpi-assets/checkpoints/"
+
+
+def seed_layout_path(url: str) -> pathlib.Path | None:
+    """Where the seed's README kept an official checkpoint: `$OPENPI_DATA_HOME/<name>/...` for
+    `gs://openpi-assets/checkpoints/<name>/...` (e.g. OPENPI_DATA_HOME=./checkpoints/openpi ->
+    ./checkpoints/openpi/pi05_base). Found as well as the cache's own `<netloc>/<path>`; None for other URLs."""
+    if not url.startswith(SEED_CHECKPOINT_PREFIX):
+        return None
+    rest = url.removeprefix(SEED_CHECKPOINT_PREFIX).strip("/")
+    return get_cache_dir() / rest if rest else None
+
+
 def maybe_download(url: str, *, force_download: bool = False, **kwargs) -> pathlib.Path:
     """Return a local path for `url`, downloading (file or directory tree) into the cache if needed."""
     if not _is_remote(str(url)):
@@ -50,6 +64,10 @@ def maybe_download(url: str, *, force_download: bool = False, **kwargs) -> pathl
             )
         return path.resolve()
     local = cache_path(str(url))
+    seed = seed_layout_path(str(url))
+    if not force_download and not local.exists() and seed is not None and seed.exists():
+        logger.info("Using %s for %s (the seed's $OPENPI_DATA_HOME/<checkpoint> layout)", seed, url)
+        return seed
     local.parent.mkdir(parents=True, exist_ok=True)
     with filelock.FileLock(str(local) + ".lock"):
         if local.exists() and not force_download:
