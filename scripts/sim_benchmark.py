@@ -28,13 +28,15 @@ from pipeline_stages import run_stage
 import tyro
 
 SHARD_SEED_STRIDE = 500  # shard i of the generation uses seeds 500*i..; evaluation uses 100000..
-TIERS = {"privileged": "pi05_aloha_sim_small_privileged", "pixels": "pi05_aloha_sim_small"}
+TIERS = {"privileged": "pi0_aloha_sim_small_privileged", "pixels": "pi0_aloha_sim_small"}
 
 
 @dataclasses.dataclass
 class Args:
     tier: str = "privileged"
     """privileged (pipeline check: cube pose in the state) | pixels (camera + joints)"""
+    config: str | None = None
+    """Train config instead of the tier's default (e.g. pi05_aloha_sim_small_privileged, the pi0.5 variant)."""
     exp_name: str = "bench"
     repo_id: str = "aloha_sim_transfer_small"
     num_demos: int = 60
@@ -219,7 +221,7 @@ def plot_rtc(rows: list[dict], path: pathlib.Path) -> None:
 def main(args: Args) -> dict:
     if args.tier not in TIERS:
         raise SystemExit(f"--tier {args.tier!r}: use one of {sorted(TIERS)}")
-    config = TIERS[args.tier]
+    config = args.config or TIERS[args.tier]
     privileged = args.tier == "privileged"
     py = sys.executable
     env = dict(os.environ, HF_LEROBOT_HOME=str(args.datasets_dir), PYTHONUNBUFFERED="1")

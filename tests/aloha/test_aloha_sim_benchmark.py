@@ -25,7 +25,7 @@ def test_sim_benchmark_smoke_runs_every_stage(repo_root, tmp_path):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     info = json.loads((tmp_path / "datasets" / "aloha_sim_transfer_small" / "meta" / "info.json").read_text())
     assert info["total_episodes"] == 2 and "observation.environment_state" in info["features"]
-    ckpt = tmp_path / "checkpoints" / "pi05_aloha_sim_small_privileged" / "ci"
+    ckpt = tmp_path / "checkpoints" / "pi0_aloha_sim_small_privileged" / "ci"
     assert sorted(int(p.name) for p in ckpt.iterdir() if p.name.isdigit()) == [2, 4]
     rows = [json.loads(line) for line in (ckpt / "metrics.jsonl").read_text().splitlines() if line.strip()]
     assert all(0.0 <= row["data_wait_frac"] <= 1.0 and row["step_time_s"] > 0 for row in rows)

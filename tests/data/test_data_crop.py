@@ -36,9 +36,9 @@ def test_crop_names_a_missing_camera():
 
 
 def test_pixel_recipe_crops_the_table_then_resizes(tmp_path):
-    """pi05_aloha_sim_small: a served 120x160 observation reaches the model as the 72x112 table region at 84x126;
+    """pi0_aloha_sim_small: a served 120x160 observation reaches the model as the 72x112 table region at 84x126;
     the same transforms run in training (data_transforms + model_transforms of one DataConfig)."""
-    cfg = _config.get_config("pi05_aloha_sim_small")
+    cfg = _config.get_config("pi0_aloha_sim_small")
     assert cfg.model.image_resolution == (84, 126) and cfg.image_augmentation is False
     data_config = cfg.data.create(tmp_path, cfg.model)
     pipeline = transforms.compose([*data_config.data_transforms.inputs, *data_config.model_transforms.inputs])

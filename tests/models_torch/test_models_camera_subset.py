@@ -103,11 +103,15 @@ def test_model_transforms_select_and_resize_the_configs_cameras():
 
 
 def test_small_aloha_sim_configs():
-    pixels = _config.get_config("pi05_aloha_sim_small")
-    priv = _config.get_config("pi05_aloha_sim_small_privileged")
-    assert pixels.model.image_keys == ("base_0_rgb",) and pixels.model.image_resolution == (112, 112)
+    pixels = _config.get_config("pi0_aloha_sim_small")
+    priv = _config.get_config("pi0_aloha_sim_small_privileged")
+    assert pixels.model.image_keys == ("base_0_rgb",) and pixels.model.image_resolution == (84, 126)
+    assert priv.model.image_keys == ("base_0_rgb",) and priv.model.image_resolution == (112, 112)
     assert pixels.model.action_horizon == 50 and pixels.frame_cache
+    assert not pixels.model.pi05 and not pixels.model.discrete_state_input  # continuous state token
     assert priv.data.env_state_dim == 7 and pixels.data.env_state_dim == 0
+    assert pixels.data.image_crop is not None and priv.data.image_crop is None
+    assert _config.get_config("pi05_aloha_sim_small_privileged").model.max_token_len == 112
     # The real configs keep upstream's defaults.
     for name in ("pi0_aloha_sim", "pi05_aloha", "pi05_piper_pick_cube", "pi05_flexiv_pose_train"):
         m = _config.get_config(name).model
