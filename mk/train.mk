@@ -8,12 +8,16 @@ MASTER_ADDR ?= 127.0.0.1
 MASTER_PORT ?= 29500
 ARGS ?=
 
-.PHONY: configs norm-stats train train-pytorch convert strip-checkpoint
+.PHONY: configs norm-stats convert-dataset train train-pytorch convert strip-checkpoint
 configs: ## List every training config with a one-line description
 	@$(PY) scripts/list_configs.py
 
 norm-stats: ## Compute norm stats for CONFIG (fast: parquet columns only) [MAX_FRAMES=N]
 	@$(PY) scripts/compute_norm_stats.py --config-name $(CONFIG) $(if $(MAX_FRAMES),--max-frames $(MAX_FRAMES)) $(ARGS)
+
+convert-dataset: ## LeRobot v2.1 -> v3.0, locally with LeRobot's converter (staged, verified): make convert-dataset REPO=name [SRC=/path/to/v2.1]
+	$(if $(REPO),,$(error usage: make convert-dataset REPO=<dataset name under datasets/> [SRC=<v2.1 dataset folder>]))
+	@$(PY) scripts/convert_dataset.py --repo $(REPO) $(if $(SRC),--src $(SRC)) $(ARGS)
 
 train: ## JAX training: make train CONFIG=pi05_piper_pick_cube EXP=my_experiment [RESUME=1|OVERWRITE=1] [DRY_RUN=1: check data, print shapes/memory, no weights]
 	XLA_PYTHON_CLIENT_MEM_FRACTION=$${XLA_PYTHON_CLIENT_MEM_FRACTION:-0.9} $(PY) scripts/train.py $(CONFIG) --exp-name=$(EXP) \
