@@ -352,11 +352,14 @@ class PI0Pytorch(nn.Module):
         return cache, prefix_mask
 
     def prepare_prefix(self, observation: _model.Observation) -> PrefixState:
-        images = {k: observation.images[k] for k in self.config.image_keys}
-        masks = {k: observation.image_masks[k] for k in self.config.image_keys}
-        cache, prefix_mask = self._prefix_impl(
-            images, masks, observation.tokenized_prompt, observation.tokenized_prompt_mask
-        )
+        # Canonical dtypes (float images, bool masks, int64 tokens) so a compiled prefix pass sees one signature
+        # whatever the caller's tokenizer / wire dtypes were (no recompilation between warm-up and requests).
+        images = {k: observation.images[k].float().contiguous() for k in self.config.image_keys}
+        masks = {k: observation.image_masks[k].bool() for k in self.config.image_keys}
+        tokens, token_mask = observation.tokenized_prompt, observation.tokenized_prompt_mask
+        if tokens is not None:
+            tokens, token_mask = tokens.long().contiguous(), token_mask.bool().contiguous()
+        cache, prefix_mask = self._prefix_impl(images, masks, tokens, token_mask)
         return PrefixState(kv_cache=cache, prefix_mask=prefix_mask)
 
     def _velocity(self, kv_cache, prefix_mask, state, x_t, time) -> torch.Tensor:
@@ -374,7 +377,8 @@ class PI0Pytorch(nn.Module):
 
     def velocity(self, prefix: PrefixState, observation, x_t, time) -> torch.Tensor:
         """v(x_t, t) given the prefix's KV cache (the compiled step after `compile.compile_model`)."""
-        return self._velocity_impl(prefix.kv_cache, prefix.prefix_mask, observation.state, x_t, time)
+        state = observation.state.float()
+        return self._velocity_impl(prefix.kv_cache, prefix.prefix_mask, state, x_t.float(), time.float())
 
     def velocity_eager(self, prefix: PrefixState, observation, x_t, time) -> torch.Tensor:
         """`velocity` without compilation (RTC's vjp differentiates through it)."""

@@ -188,8 +188,11 @@ class Policy(_base_policy.BasePolicy):
 
                 np.asarray(self._sample(self._state, jax.random.key(0), obs, None, **self._sample_kwargs))
             times.append((time.monotonic() - start) * 1000)
-        if not self._is_pytorch:
-            np.asarray(self._sample_rtc(obs, prev[0], 1, None, dict(self._sample_kwargs)))
+        # The RTC sampler too: JAX jit-compiles it; a compiled torch model compiles the per-token-time step variant
+        # of "prefix" here (an eager torch model has nothing to warm).
+        if not self._is_pytorch or getattr(self._model, "compile_mode", None):
+            out = self._sample_rtc(obs, prev[0], 1, None, dict(self._sample_kwargs))
+            np.asarray(out.detach().cpu() if self._is_pytorch else out)
         return times[0], times[1]
 
 
