@@ -74,3 +74,18 @@ def test_checkpoint_in_the_seed_layout_is_found(tmp_path, monkeypatch):
     cached.mkdir(parents=True)
     assert download.maybe_download(url) == cached
     assert download.seed_layout_path("gs://big_vision/paligemma_tokenizer.model") is None
+
+
+@pytest.mark.parametrize(
+    ("args", "usage"),
+    [
+        (["convert"], "usage: make convert CONFIG=<config> CKPT=<checkpoint step dir> OUT=<output dir>"),
+        (["convert", "CKPT=x"], "usage: make convert CONFIG="),
+        (["serve"], "usage: make serve CONFIG=<config> DIR=<checkpoint step dir>"),
+        (["convert-dataset"], "usage: make convert-dataset REPO="),
+    ],
+)
+def test_targets_without_their_variables_print_one_usage_line(args, usage):
+    proc = subprocess.run(["make", "-s", *args], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stdout == "" and len(proc.stderr.strip().splitlines()) == 1 and usage in proc.stderr
