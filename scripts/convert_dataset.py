@@ -22,10 +22,10 @@ import sys
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # before huggingface_hub / lerobot are imported: never touch the hub
 
-import numpy as np  # noqa: E402
-import tyro  # noqa: E402
+import numpy as np
+import tyro
 
-from openpi.training import dataset_version  # noqa: E402
+from openpi.training import dataset_version
 
 logger = logging.getLogger("convert_dataset")
 V21_FILES = ("meta/info.json", "meta/episodes.jsonl", "meta/tasks.jsonl", "meta/episodes_stats.jsonl")
