@@ -135,8 +135,31 @@ def run_one(kind: str, preset: str, reps: int, mode: str, compile_prefix: bool =
     if kind == "compiled":
         result["mode"], result["compile_prefix"] = mode, compile_prefix
         result["max_abs_diff_vs_eager_same_process"] = float((out - eager_out).abs().max())
+        result.update(_paired(model, obs, tnoise, reps))
         result["cache_dir"] = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
     return result
+
+
+def _paired(model, obs, noise, reps: int) -> dict:
+    """Eager and compiled calls alternated in one process (same weights, same load): contention hits both alike."""
+    import statistics
+
+    import torch
+
+    compiled = (model._velocity_impl, model._prefix_impl)
+    eager = (model._velocity, model._prefix)
+    times: dict[str, list[float]] = {"eager": [], "compiled": []}
+    with torch.no_grad():
+        for _ in range(reps):
+            for name, (velocity, prefix) in (("eager", eager), ("compiled", compiled)):
+                model._velocity_impl, model._prefix_impl = velocity, prefix
+                t = time.perf_counter()
+                model.sample_actions("cpu", obs, noise=noise)
+                times[name].append((time.perf_counter() - t) * 1000)
+    model._velocity_impl, model._prefix_impl = compiled
+    out = {f"paired_{k}_median_ms": statistics.median(v) for k, v in times.items()}
+    out.update({f"paired_{k}_min_ms": min(v) for k, v in times.items()})
+    return out
 
 
 def _spawn(kind: str, preset: str, reps: int, mode: str, data_home: str, compile_prefix: bool = True) -> dict:
