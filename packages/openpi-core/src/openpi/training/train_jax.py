@@ -244,7 +244,8 @@ def train(
     batch, data_iter = preflight.first_batch(config, data_iter)
     trainer = JaxTrainer(config, mesh)
     if dry_run:
-        _dry_run_report(config, trainer, batch)
+        if is_main:  # one report (every process checked its own data and first batch)
+            _dry_run_report(config, trainer, batch)
         return None
 
     resuming = checkpoints.initialize_checkpoint_dir(checkpoint_dir, overwrite=config.overwrite, resume=config.resume)

@@ -315,7 +315,8 @@ def _train(config, dinfo, options, model_factory, data_factory, progress, dry_ru
     batch, data_iter = preflight.first_batch(config, data_iter)
     ema_decay = config.ema_decay if options.ema_decay == "config" else options.ema_decay
     if dry_run:
-        _dry_run_report(config, dinfo, options, precision, ema_decay, model_factory, batch)
+        if dinfo.is_main:  # one report (every rank checked its own data and first batch)
+            _dry_run_report(config, dinfo, options, precision, ema_decay, model_factory, batch)
         return None
 
     resuming = _init_dir(config, dinfo)
