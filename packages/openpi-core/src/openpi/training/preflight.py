@@ -83,8 +83,9 @@ class _Peeked:
         return next(self._rest)
 
     @property
-    def data_wait_s(self) -> float:
-        return getattr(self._rest, "data_wait_s", 0.0)
+    def data_wait_s(self) -> float | None:
+        """None for a plain iterator: the trainer then times `next()` itself."""
+        return getattr(self._rest, "data_wait_s", None)
 
 
 # ------------------------------------------------------------------------------------------------ DRY_RUN report
