@@ -31,7 +31,9 @@ def time_batches(cfg, frame_cache: bool, batches: int) -> tuple[float, float]:
 
     data_config = cfg.data.create(cfg.assets_dirs, cfg.model)
     start = time.perf_counter()
-    dataset = data_loader.create_torch_dataset(data_config, cfg.model.action_horizon, cfg.model, frame_cache=frame_cache)
+    dataset = data_loader.create_torch_dataset(
+        data_config, cfg.model.action_horizon, cfg.model, frame_cache=frame_cache
+    )
     dataset = data_loader.transform_dataset(dataset, data_config)
     loader = data_loader.TorchDataLoader(
         dataset, local_batch_size=cfg.batch_size, shuffle=True, num_batches=batches + 1, framework="pytorch", prefetch=1
