@@ -26,9 +26,9 @@ import torch
 import tyro
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import rtc_toy as toy  # noqa: E402
+import rtc_toy as toy
 
-from openpi.models_pytorch import rtc as rtc_t  # noqa: E402
+from openpi.models_pytorch import rtc as rtc_t
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 METHODS = ("sync", "naive", "te", "vjp", "identity", "prefix")

@@ -41,7 +41,7 @@ def test_defaults_are_upstreams():
 
 
 @pytest.mark.parametrize(
-    "kw, match",
+    ("kw", "match"),
     [
         ({"image_keys": ("top",)}, "camera slots"),
         ({"image_keys": ()}, "camera slots"),

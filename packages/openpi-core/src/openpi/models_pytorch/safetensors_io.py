@@ -67,7 +67,7 @@ class Reader:
         self._f = None
 
     def __enter__(self) -> Reader:
-        self._f = open(self.path, "rb")  # noqa: SIM115 (closed in __exit__)
+        self._f = open(self.path, "rb")  # closed in __exit__
         return self
 
     def __exit__(self, *exc) -> None:
