@@ -21,7 +21,6 @@ import websockets.sync.client
 
 from openpi.serving.websocket_policy_server import _read_in_large_chunks
 from openpi.serving.websocket_policy_server import serve_in_thread
-from openpi_client import _malloc
 from openpi_client import base_policy
 from openpi_client import msgpack_numpy
 from openpi_client import websocket_client_policy
@@ -86,9 +85,7 @@ def bare_echo_server(tuned: bool = False):
 
 
 def serve_both() -> None:
-    """Child process: our server and the bare echo servers; prints the ports, runs until stdin closes.
-    The process keeps its large buffers mapped, as scripts/serve_policy.py does (it applies to all three)."""
-    _malloc.keep_large_buffers()
+    """Child process: our server and the bare echo servers; prints the ports, runs until stdin closes."""
     with serve_in_thread(Echo()) as (_, port), bare_echo_server() as bare_port, bare_echo_server(True) as tuned_port:
         print(port, bare_port, tuned_port, flush=True)
         sys.stdin.read()

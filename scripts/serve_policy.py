@@ -121,7 +121,6 @@ def main(args: Args) -> None:
         api_key=args.api_key,
         max_message_bytes=int(args.max_message_mb * 1024 * 1024),
         debug_errors=args.debug_errors,
-        keep_large_buffers=True,  # a dedicated server process: keep its request buffers mapped (OPENPI_NO_MALLOPT=1: off)
     )
     server.serve_forever()
 

@@ -9,7 +9,6 @@ import websockets.exceptions
 import websockets.frames
 import websockets.sync.client
 
-from openpi_client import _malloc
 from openpi_client import base_policy as _base_policy
 from openpi_client import msgpack_numpy
 
@@ -44,18 +43,13 @@ class WebsocketClientPolicy(_base_policy.BasePolicy):
         retry_interval: float = 5.0,
         retry_timeout: float | None = None,
         max_reply_bytes: int | None = DEFAULT_MAX_REPLY_BYTES,
-        keep_large_buffers: bool = False,
     ) -> None:
-        """`max_reply_bytes`: a larger reply (or metadata frame) closes the connection (1009) and `infer` raises.
-        `keep_large_buffers`: opt in to raising glibc's malloc mmap/trim thresholds for this whole process (see
-        `openpi_client._malloc`; off by default, it changes how every allocation of the robot process behaves)."""
+        """`max_reply_bytes`: a larger reply (or metadata frame) closes the connection (1009) and `infer` raises."""
         self._uri = host if host.startswith("ws") else f"ws://{host}"
         if port is not None:
             self._uri += f":{port}"
         self._api_key = api_key
         self._max_reply_bytes = max_reply_bytes
-        if keep_large_buffers:
-            _malloc.keep_large_buffers()
         # Packs into one buffer kept across requests (no new ~0.5 MB allocation per observation), sent as a view.
         self._packer = msgpack_numpy.Packer(autoreset=False)
         self._ws, self._server_metadata = self._wait_for_server(retry_interval, retry_timeout)

@@ -32,7 +32,6 @@ import websockets.exceptions
 import websockets.frames
 import websockets.http11
 
-from openpi_client import _malloc
 from openpi_client import base_policy as _base_policy
 from openpi_client import msgpack_numpy
 
@@ -92,11 +91,8 @@ class WebsocketPolicyServer:
         max_message_bytes: int | None = DEFAULT_MAX_MESSAGE_BYTES,
         inline_infer_ms: float = 2.0,
         debug_errors: bool = False,
-        keep_large_buffers: bool = False,
     ) -> None:
-        """`debug_errors`: send clients the full traceback of a failed request (default: one line).
-        `keep_large_buffers`: raise glibc's malloc thresholds for this process (`openpi_client._malloc`); meant for
-        a dedicated server process (scripts/serve_policy.py turns it on), not for a process that embeds the server."""
+        """`debug_errors`: send clients the full traceback of a failed request (default: one line)."""
         self._policy = policy
         self._host = host
         self._port = port
@@ -113,8 +109,6 @@ class WebsocketPolicyServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.bound_port: int | None = None
         self._metadata_bytes = msgpack_numpy.packb(self._metadata)
-        if keep_large_buffers:
-            _malloc.keep_large_buffers()
 
     def serve_forever(self) -> None:
         asyncio.run(self.run())
