@@ -11,7 +11,7 @@
 
 The two Gemmas share one attention per layer (prefix tokens through the VLM weights, suffix tokens through the
 expert's). Numerically it matches openpi.models.pi0 (the JAX model) to ~1e-5 in float32. Nothing here imports jax;
-`from_jax_init` is the only JAX-dependent entry point (it goes through the converter).
+a JAX-identical initialisation goes through the converter (`convert.torch_model_from_jax_init`).
 """
 
 from __future__ import annotations
@@ -209,20 +209,6 @@ class PI0Pytorch(nn.Module):
     def gradient_checkpointing_enable(self, enabled: bool = True) -> None:
         """Recompute each Gemma layer in the backward pass instead of storing its activations (training only)."""
         self.paligemma_with_expert.gradient_checkpointing = enabled
-
-    @classmethod
-    def from_jax_init(cls, config: Pi0Config, seed: int = 0) -> PI0Pytorch:
-        """The JAX model's init with key(seed), through the converter (imports jax; from-scratch torch training
-        uses the torch-native init of the constructor instead)."""
-        from flax import nnx
-        import jax
-
-        from openpi.models_pytorch import convert
-
-        params = nnx.state(config.create(jax.random.key(seed))).to_pure_dict()
-        model = cls(config)
-        model.load_state_dict(convert.jax_to_torch(params, config))
-        return model
 
     def to_precision(self, precision: str) -> PI0Pytorch:
         """bfloat16 as upstream (see `fp32_param`), or float32 everywhere."""
