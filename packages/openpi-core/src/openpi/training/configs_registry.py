@@ -158,6 +158,30 @@ def _aloha_sim_small(
     )
 
 
+def _aloha_sim_tiers(
+    family: str, model: pi0_config.Pi0Config, privileged_model: pi0_config.Pi0Config
+) -> tuple[TrainConfig, TrainConfig]:
+    """`<family>_aloha_sim_small` (pixels) and `<family>_aloha_sim_small_privileged` (pipeline check)."""
+    name = f"{family}_aloha_sim_small"
+    arch = "pi0" if family == "pi0" else "pi0.5"
+    pixels = _aloha_sim_small(
+        name,
+        f"small {arch} trained from scratch on scripted ALOHA-sim transfer-cube (pixels + joints; CPU recipe)",
+        # The table crop (72x112 of the 120x160 render) at 84x126 (54 image tokens). No geometric augmentation: the
+        # camera is fixed, and a random 95% crop / 5 degree rotation moves the ~1 cm/px image by +-3 px.
+        model=dataclasses.replace(model, image_resolution=(84, 126)),
+        image_crop=ALOHA_SIM_TABLE_CROP,
+        image_augmentation=False,
+    )
+    privileged = _aloha_sim_small(
+        f"{name}_privileged",
+        f"pipeline check: {name} whose state also carries the PRIVILEGED sim cube pose",
+        env_state_dim=7,
+        model=privileged_model,
+    )
+    return pixels, privileged
+
+
 CONFIGS = [
     # ------------------------------------------------------------------------------------------- tiny / CPU
     _tiny(
@@ -211,37 +235,9 @@ CONFIGS = [
         policy_metadata={"robot": "piper", "action_dim": 7, "action_horizon": 4, "control_hz": 30},
     ),
     # -------------------------------------------------------------------------------------------- ALOHA
-    _aloha_sim_small(
-        "pi0_aloha_sim_small",
-        "small pi0 trained from scratch on scripted ALOHA-sim transfer-cube (pixels + joints; CPU recipe)",
-        # The table crop (72x112 of the 120x160 render) at 84x126 (54 image tokens). No geometric augmentation: the
-        # camera is fixed, and a random 95% crop / 5 degree rotation moves the ~1 cm/px image by +-3 px.
-        model=dataclasses.replace(ALOHA_SIM_SMALL_PI0_MODEL, image_resolution=(84, 126)),
-        image_crop=ALOHA_SIM_TABLE_CROP,
-        image_augmentation=False,
-    ),
-    _aloha_sim_small(
-        "pi0_aloha_sim_small_privileged",
-        "pipeline check: pi0_aloha_sim_small whose state also carries the PRIVILEGED sim cube pose",
-        env_state_dim=7,
-        model=ALOHA_SIM_SMALL_PI0_MODEL,
-    ),
-    _aloha_sim_small(
-        "pi05_aloha_sim_small",
-        "small pi0.5 trained from scratch on scripted ALOHA-sim transfer-cube (pixels + joints; CPU recipe)",
-        # The table crop (72x112 of the 120x160 render) at 84x126 (54 image tokens). No geometric augmentation: the
-        # camera is fixed, and a random 95% crop / 5 degree rotation moves the ~1 cm/px image by +-3 px.
-        model=dataclasses.replace(ALOHA_SIM_SMALL_MODEL, image_resolution=(84, 126)),
-        image_crop=ALOHA_SIM_TABLE_CROP,
-        image_augmentation=False,
-    ),
-    _aloha_sim_small(
-        "pi05_aloha_sim_small_privileged",
-        "pipeline check: pi05_aloha_sim_small whose state also carries the PRIVILEGED sim cube pose",
-        env_state_dim=7,
-        # The privileged prompt carries 7 more discretized state values: 112 tokens hold it whole (96 cut its end).
-        model=dataclasses.replace(ALOHA_SIM_SMALL_MODEL, max_token_len=112),
-    ),
+    *_aloha_sim_tiers("pi0", ALOHA_SIM_SMALL_PI0_MODEL, ALOHA_SIM_SMALL_PI0_MODEL),
+    # The privileged pi0.5 prompt carries 7 more discretized state values: 112 tokens hold it whole (96 cut its end).
+    *_aloha_sim_tiers("pi05", ALOHA_SIM_SMALL_MODEL, dataclasses.replace(ALOHA_SIM_SMALL_MODEL, max_token_len=112)),
     TrainConfig(
         name="pi0_aloha_sim",
         description="pi0 on lerobot/aloha_sim_transfer_cube_human (serve --env ALOHA_SIM)",
