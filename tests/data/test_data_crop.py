@@ -36,19 +36,20 @@ def test_crop_names_a_missing_camera():
 
 
 def test_pixel_recipe_crops_the_table_then_resizes(tmp_path):
-    """pi0_aloha_sim_small: a served 120x160 observation reaches the model as the 72x112 table region at 84x126;
+    """pi0_aloha_sim_small: a served 120x160 observation reaches the model as the 72x112 table region at 96x144;
     the same transforms run in training (data_transforms + model_transforms of one DataConfig)."""
     cfg = _config.get_config("pi0_aloha_sim_small")
-    assert cfg.model.image_resolution == (84, 126) and cfg.image_augmentation is False
+    assert cfg.model.image_resolution == (96, 144) and cfg.image_augmentation is False
     data_config = cfg.data.create(tmp_path, cfg.model)
     pipeline = transforms.compose([*data_config.data_transforms.inputs, *data_config.model_transforms.inputs])
     img = _ramp(120, 160)
     out = pipeline({"state": np.zeros(14, np.float32), "images": {"cam_high": np.transpose(img, (2, 0, 1))}})
     assert list(out["image"]) == ["base_0_rgb"]
     model_img = np.asarray(out["image"]["base_0_rgb"])
-    assert model_img.shape == (84, 126, 3)
-    # 72x112 scaled by 1.125 = 81x126, padded by 1 row above and 2 below: the first content row starts at the crop's
-    # top (row 24 of the render) and the left column at its left (column 24).
-    content = model_img[1:82]
+    assert model_img.shape == (96, 144, 3)
+    # 72x112 scaled by 144/112 = 92x144, padded by 2 rows above and 2 below: the first content row starts at the
+    # crop's top (row 24 of the render) and the left column at its left (column 24).
+    assert not model_img[:2].any() and not model_img[-2:].any()
+    content = model_img[2:94]
     assert abs(int(content[0, 0, 0]) - 24) <= 1 and abs(int(content[0, 0, 1]) - 24) <= 1
     assert abs(int(content[-1, -1, 0]) - 95) <= 1 and abs(int(content[-1, -1, 1]) - 135) <= 1

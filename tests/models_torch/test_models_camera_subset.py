@@ -105,7 +105,8 @@ def test_model_transforms_select_and_resize_the_configs_cameras():
 def test_small_aloha_sim_configs():
     pixels = _config.get_config("pi0_aloha_sim_small")
     priv = _config.get_config("pi0_aloha_sim_small_privileged")
-    assert pixels.model.image_keys == ("base_0_rgb",) and pixels.model.image_resolution == (84, 126)
+    assert pixels.model.image_keys == ("base_0_rgb",) and pixels.model.image_resolution == (96, 144)
+    assert pixels.model.vision_variant == "small_conv" and priv.model.vision_variant == "small"
     assert priv.model.image_keys == ("base_0_rgb",) and priv.model.image_resolution == (112, 112)
     assert pixels.model.action_horizon == 50 and pixels.frame_cache
     assert not pixels.model.pi05 and not pixels.model.discrete_state_input  # continuous state token

@@ -1,7 +1,8 @@
 """SigLIP ViT image encoder (big_vision layout under `PaliGemma/img`), as used by pi0 / pi0.5.
 
 So400m/14 is width 1152, depth 27, mlp 4304, 16 heads; "tiny" (tests, golden small SigLIP) is width 32, depth 2, mlp 64,
-4 heads. Patch 14, learned position embedding, no pooling, `head` Dense to the LLM width.
+4 heads. Patch 14, learned position embedding, no pooling, `head` Dense to the LLM width. An optional convolutional stem
+(`SiglipConfig.conv_stem`, not upstream; params under `stem/conv_<i>`) runs before the patch embedding.
 """
 
 from __future__ import annotations
@@ -42,8 +43,17 @@ def init_params(key, cfg: Config, *, num_classes: int, image_size: tuple[int, in
         "kernel": lecun_normal(next(k), (L, N, hd, W), W),
         "bias": z((L, W)),
     }
-    return {
-        "embedding": {"kernel": lecun_normal(next(k), (cfg.patch, cfg.patch, 3, W), cfg.patch**2 * 3), "bias": z((W,))},
+    params = {}
+    cin = 3
+    if cfg.conv_stem:
+        params["stem"] = {}
+        for i, cout in enumerate(cfg.conv_stem):
+            kernel = lecun_normal(next(k), (3, 3, cin, cout), 9 * cin)
+            params["stem"][f"conv_{i}"] = {"kernel": kernel, "bias": z((cout,))}
+            cin = cout
+    p = cfg.stem_patch
+    return params | {
+        "embedding": {"kernel": lecun_normal(next(k), (p, p, cin, W), p * p * cin), "bias": z((W,))},
         "pos_embedding": init_normal(next(k), (1, n_tokens, W), W**-0.5),
         "Transformer": {"encoderblock": block, "encoder_norm": {"scale": jnp.ones((W,)), "bias": z((W,))}},
         "head": {"kernel": z((W, num_classes)), "bias": z((num_classes,))},
@@ -80,11 +90,18 @@ def _block(x, p, dtype):
 
 
 def forward(params: dict, image, *, dtype=jnp.float32, return_intermediates: bool = False):
-    """image [B,H,W,3] float in [-1,1] -> tokens [B, (H/14)*(W/14), num_classes]."""
+    """image [B,H,W,3] float in [-1,1] -> tokens [B, (H/patch)*(W/patch), num_classes] (patch 14 upstream)."""
     e = params["embedding"]
     patch = e["kernel"].shape[0]
+    x = image.astype(jnp.float32)
+    for i in range(len(params.get("stem", {}))):  # optional conv stem (SiglipConfig.conv_stem)
+        conv = params["stem"][f"conv_{i}"]
+        x = jax.lax.conv_general_dilated(
+            x, conv["kernel"].astype(jnp.float32), (2, 2), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC")
+        )
+        x = jax.nn.gelu(x + conv["bias"].astype(jnp.float32), approximate=False)
     x = jax.lax.conv_general_dilated(
-        image.astype(jnp.float32),
+        x,
         e["kernel"].astype(jnp.float32),
         (patch, patch),
         "VALID",

@@ -69,6 +69,24 @@ class SiglipConfig:
     mlp_dim: int
     num_heads: int
     patch: int = 14
+    # Optional convolutional stem (not in upstream SigLIP): output channels of 3x3 stride-2 convolutions (padding 1,
+    # GELU) run before the patch embedding, which then embeds (patch / 2**len(conv_stem))-pixel patches of the stem's
+    # feature map. The token grid stays image_resolution / patch. Early convolutions give a ViT trained from scratch
+    # the translation-equivariant local features it otherwise learns slowly (Xiao et al. 2021).
+    conv_stem: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "conv_stem", tuple(int(c) for c in self.conv_stem))
+        if self.patch % 2 ** len(self.conv_stem):
+            raise ValueError(
+                f"SigLIP patch {self.patch} must be divisible by 2**len(conv_stem) = {2 ** len(self.conv_stem)} "
+                f"(conv_stem={self.conv_stem}: each stem convolution halves the resolution)"
+            )
+
+    @property
+    def stem_patch(self) -> int:
+        """The patch embedding's kernel and stride on the stem's output (= patch without a stem)."""
+        return self.patch // 2 ** len(self.conv_stem)
 
 
 SIGLIP_VARIANTS = {
@@ -76,6 +94,9 @@ SIGLIP_VARIANTS = {
     "tiny": SiglipConfig(width=32, depth=2, mlp_dim=64, num_heads=4),
     # CPU-trainable ALOHA-sim recipe (pi05_aloha_sim_small): not an upstream variant.
     "small": SiglipConfig(width=96, depth=4, mlp_dim=384, num_heads=4),
+    # The same with a two-layer convolutional stem and 16 px tokens (4x4 patches of the stem's 1/4-resolution map): the
+    # pixel tier of the ALOHA-sim recipe, which must localize a ~4 px cube.
+    "small_conv": SiglipConfig(width=96, depth=4, mlp_dim=384, num_heads=4, patch=16, conv_stem=(32, 64)),
 }
 
 
