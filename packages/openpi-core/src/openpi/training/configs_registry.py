@@ -127,6 +127,8 @@ def _aloha_sim_small(
     model: pi0_config.Pi0Config = ALOHA_SIM_SMALL_MODEL,
     image_crop: tuple[float, float, float, float] | None = None,
     image_augmentation: bool = True,
+    num_train_steps: int = 2400,
+    save_interval: int = 800,
 ) -> TrainConfig:
     return TrainConfig(
         name=name,
@@ -143,13 +145,16 @@ def _aloha_sim_small(
             assets=AssetsConfig(asset_id="aloha_sim_transfer_small" + ("_privileged" if env_state_dim else "")),
         ),
         image_augmentation=image_augmentation,
-        # Sized for ~45 min on a 2-core CPU (bench/RESULTS.md); on a GPU raise steps and batch.
-        lr_schedule=_optimizer.CosineDecaySchedule(warmup_steps=100, peak_lr=1e-3, decay_steps=2400, decay_lr=1e-4),
+        # Sized for a 2-core CPU (bench/RESULTS.md: ~0.2-0.4 s a step); on a GPU raise steps and batch. One cosine
+        # schedule over the whole run; every checkpoint is a learning-curve point of `make sim-benchmark`.
+        lr_schedule=_optimizer.CosineDecaySchedule(
+            warmup_steps=100, peak_lr=1e-3, decay_steps=num_train_steps, decay_lr=1e-4
+        ),
         batch_size=16,
-        num_train_steps=2400,
+        num_train_steps=num_train_steps,
         log_interval=50,
-        save_interval=800,
-        keep_period=800,
+        save_interval=save_interval,
+        keep_period=save_interval,
         ema_decay=None,
         num_workers=0,
         frame_cache=True,
@@ -174,6 +179,8 @@ def _aloha_sim_tiers(
         model=dataclasses.replace(model, vision_variant="small_conv", image_resolution=(96, 144)),
         image_crop=ALOHA_SIM_TABLE_CROP,
         image_augmentation=False,
+        num_train_steps=6000,
+        save_interval=1500,
     )
     privileged = _aloha_sim_small(
         f"{name}_privileged",
