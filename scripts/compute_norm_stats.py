@@ -34,7 +34,7 @@ def main(
     slow: Go through the full data pipeline (decodes video) instead of reading parquet columns.
     assets_base_dir: Override the config's assets_base_dir (default ./assets).
     """
-    config = _config.get_config(config_name)
+    config = _config.get_config_or_exit(config_name)  # a wrong / seed name: the message and exit 1, no traceback
     if assets_base_dir is not None:
         config = dataclasses.replace(config, assets_base_dir=assets_base_dir)
     start = time.time()

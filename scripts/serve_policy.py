@@ -91,7 +91,7 @@ DEFAULT_CHECKPOINT: dict[EnvMode, Checkpoint] = {
 
 def create_policy(args: Args) -> tuple[_policy.Policy, _config.TrainConfig]:
     ckpt = args.policy if isinstance(args.policy, Checkpoint) else DEFAULT_CHECKPOINT[args.env]
-    train_config = _config.get_config(ckpt.config)
+    train_config = _config.get_config_or_exit(ckpt.config)
     policy = _policy_config.create_trained_policy(
         train_config,
         ckpt.dir,
@@ -104,8 +104,22 @@ def create_policy(args: Args) -> tuple[_policy.Policy, _config.TrainConfig]:
     return policy, train_config
 
 
+def prompt_notice(train_config: _config.TrainConfig, default_prompt: str | None) -> str | None:
+    """What a server without a default prompt requires of its clients (None when it has one). pi0_aloha / pi05_aloha
+    (--env ALOHA) keep upstream's defaults: no default_prompt, the client sends the task with each observation."""
+    if default_prompt is not None or getattr(train_config.data, "default_prompt", None) is not None:
+        return None
+    return (
+        f"config {train_config.name!r} has no default prompt: every request must carry 'prompt' (the task), else "
+        "it is answered 'Prompt is required'. To serve one task to clients that send none, restart with "
+        '--default-prompt "<task>" (or set default_prompt in the config\'s data).'
+    )
+
+
 def main(args: Args) -> None:
     policy, train_config = create_policy(args)
+    if (notice := prompt_notice(train_config, args.default_prompt)) is not None:
+        logger.warning(notice)
     metadata = dict(policy.metadata)
     if args.warmup:
         first, steady = policy.warmup(train_config.model)

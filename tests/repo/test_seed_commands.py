@@ -35,6 +35,31 @@ def test_seed_flexiv_config_name_lists_the_two_modes():
         _config.cli(["pi05_flexiv_train", "--exp-name", "x"])
 
 
+@pytest.mark.parametrize(
+    ("name", "fix"),
+    [
+        ("pi05_flexiv_train", "use pi05_flexiv_pose_train or pi05_flexiv_qpos_train"),  # the seed README's command
+        ("pi05_flexiv_pose_trian", "Did you mean one of ['pi05_flexiv_pose_train'"),
+    ],
+)
+def test_norm_stats_with_a_wrong_config_name_prints_only_the_message(name, fix, tmp_path):
+    """`scripts/compute_norm_stats.py --config-name <seed / misspelt name>`: the message (the config, its fix) and
+    exit 1, no traceback (config.get_config_or_exit, as serve_policy.py; train.py's cli does the same)."""
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "compute_norm_stats.py"), "--config-name", name],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"},
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]  # one line
+    assert f"Config '{name}'" in proc.stderr and fix in proc.stderr
+    assert not (tmp_path / "assets").exists()
+
+
 @pytest.mark.slow  # a fresh process importing jax and torch: ~35 s on the loaded CI machine
 def test_examples_converter_path_runs_the_converter_with_the_seed_flags(tmp_path):
     """The seed's `examples/convert_jax_model_to_pytorch.py --config_name --checkpoint_dir --output_path` runs

@@ -1,7 +1,9 @@
 """create_trained_policy on an upstream-format checkpoint dir -> Policy -> websocket server -> clients."""
 
+import importlib.util
 import json
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ from openpi.policies import policy as _policy
 from openpi.policies import policy_config
 from openpi.policies.validation import ObservationError
 from openpi.serving.websocket_policy_server import serve_in_thread
+from openpi.training import config as _config
 from openpi_client import msgpack_numpy
 from openpi_client import websocket_client_policy
 
@@ -97,3 +100,39 @@ def test_served_end_to_end_with_our_client_and_raw_bytes(piper_ckpt, openpi_data
     replay = policy.infer(rec["inputs"])
     assert replay["actions"].shape == (10, 7)
     assert json.dumps(rec["outputs"]["policy_timing"])
+
+
+def test_aloha_inference_config_without_a_prompt(tiny_checkpoint, openpi_data_home, repo_root, monkeypatch):
+    """pi05_aloha (serve --env ALOHA) keeps upstream's defaults: no default prompt, the client sends the task. A request
+    without one gets an error naming the missing prompt and both fixes; --default-prompt fills it in; the server
+    says so at start-up."""
+    cfg, step = tiny_checkpoint("pi05_aloha", 14)
+    rng = np.random.default_rng(0)
+    obs = {
+        "state": rng.uniform(-1, 1, 14).astype(np.float32),
+        "images": {"cam_high": rng.integers(0, 255, (3, 224, 224), dtype=np.uint8)},
+    }
+    noise = rng.normal(size=(10, 32)).astype(np.float32)
+    policy = policy_config.create_trained_policy(cfg, step)
+    fixes = r"Prompt is required: send 'prompt' in the observation or set a default prompt \(--default-prompt"
+    with pytest.raises(ValueError, match=fixes):
+        policy.infer(obs)
+    with serve_in_thread(policy, metadata=policy.metadata) as (_, port):
+        client = websocket_client_policy.WebsocketClientPolicy("127.0.0.1", port)
+        with pytest.raises(RuntimeError, match=fixes):  # the client receives the one-line error
+            client.infer(obs)
+    towel = policy.infer({**obs, "prompt": "fold the towel"}, noise=noise)["actions"]
+    assert towel.shape == (10, 14)
+    served = policy_config.create_trained_policy(cfg, step, default_prompt="fold the towel")
+    np.testing.assert_allclose(served.infer(obs, noise=noise)["actions"], towel, atol=1e-5)
+
+    spec = importlib.util.spec_from_file_location("serve_policy", repo_root / "scripts" / "serve_policy.py")
+    serve_policy = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "serve_policy", serve_policy)  # its dataclasses look their module up
+    spec.loader.exec_module(serve_policy)
+    notice = serve_policy.prompt_notice(cfg, None)
+    assert "config 'pi05_aloha' has no default prompt" in notice and "'prompt'" in notice
+    assert '--default-prompt "<task>"' in notice
+    assert serve_policy.prompt_notice(cfg, "fold the towel") is None
+    assert serve_policy.DEFAULT_CHECKPOINT[serve_policy.EnvMode.ALOHA].config == "pi05_aloha"
+    assert serve_policy.prompt_notice(_config.get_config("pi0_aloha_sim"), None) is None  # "Transfer cube"

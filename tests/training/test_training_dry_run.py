@@ -22,6 +22,7 @@ import dry_run_data
 
 from openpi.training import config as _config
 from openpi.training import optimizer as _optimizer
+from openpi.training import preflight
 from openpi.training import train_jax
 from openpi.training import train_pytorch
 from openpi.training import weight_loaders
@@ -36,6 +37,8 @@ FAST = {
     "pi05_piper_pick_cube_lora",
 }
 ALL_CONFIGS = [pytest.param(n, marks=() if n in FAST else pytest.mark.slow) for n in sorted(_config.list_configs())]
+# Inference configs without a prompt (as upstream: no default_prompt; the serving client sends it).
+NO_PROMPT = {"pi0_aloha", "pi05_aloha"}
 
 
 @pytest.fixture(scope="module")
@@ -74,13 +77,16 @@ def test_dry_run_every_config_both_trainers(name, homes, tmp_path, capsys):
     cfg = dry_run_data.for_test(
         _config.get_config(name), homes["assets"], exp_name="dry", checkpoint_base_dir=str(tmp_path / "ck")
     )
-    if isinstance(cfg.data, _config.LeRobotAlohaDataConfig) and cfg.data.default_prompt is None:
-        # inference-only ALOHA configs (the client sends the prompt): training stops at the first batch, no weights
+    if name in NO_PROMPT:
+        # the ALOHA inference configs (upstream's: the client sends the prompt): the preflight names the missing
+        # prompt and the flag, before the first batch (no tokenizer error) and before any weights
         for trainer, run in _both_trainers(cfg, dry_run=True):
-            with pytest.raises(ValueError, match="Prompt is required") as e:
+            with pytest.raises(ValueError, match=f"config '{name}' has no prompt to train with") as e:
                 run()
-            assert f"first batch of config {name!r}, before loading any weights" in str(e.value.__notes__), trainer
-        return
+            assert '--data.default-prompt "<task>"' in str(e.value), trainer
+            assert not getattr(e.value, "__notes__", None), trainer  # not from the first batch
+        # given the task the way the message says, the dry run passes
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, default_prompt="fold the towel"))
     assert train_jax.train(cfg, dry_run=True, progress=False) is None
     jax_out = capsys.readouterr().out
     assert train_pytorch.train(cfg, dry_run=True, options=train_pytorch.TorchOptions(device="cpu")) is None
@@ -96,6 +102,24 @@ def test_dry_run_every_config_both_trainers(name, homes, tmp_path, capsys):
     assert (jax_trainable < jax_total / 5) if "lora" in name else (jax_trainable == jax_total)
     assert not (tmp_path / "ck").exists()  # no checkpoint dir created (an --overwrite would not wipe it)
     assert _no_weights(homes["data"]) == []
+
+
+def test_only_the_aloha_inference_configs_lack_a_prompt():
+    """pi0_aloha / pi05_aloha keep upstream's defaults (no default_prompt); every other real-data config has a prompt
+    source. Their preflight says so before the dataset is looked at; the serving side: tests/serving."""
+    lacking = set()
+    for name, cfg in _config.list_configs().items():
+        data_cfg = preflight.build_data_config(cfg)
+        if data_cfg is not None and not preflight.is_fake(data_cfg) and not preflight.has_prompt_source(data_cfg):
+            lacking.add(name)
+            assert cfg.data.default_prompt is None
+    assert lacking == NO_PROMPT
+    cfg = _config.get_config("pi05_aloha")
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, repo_id="no_such_dataset"))
+    with pytest.raises(ValueError, match="'pi05_aloha' has no prompt to train with.*client sends 'prompt'"):
+        preflight.check_data(cfg, preflight.build_data_config(cfg))  # the missing prompt is reported first
+    given = dataclasses.replace(cfg.data, default_prompt="fold the towel")
+    assert preflight.has_prompt_source(preflight.build_data_config(dataclasses.replace(cfg, data=given)))
 
 
 def _config_with_missing_weights(homes, tmp_path, **overrides):

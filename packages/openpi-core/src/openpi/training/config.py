@@ -40,6 +40,7 @@ __all__ = [
     "TrainConfig",
     "cli",
     "get_config",
+    "get_config_or_exit",
     "list_configs",
 ]
 
@@ -65,18 +66,34 @@ def _renamed(config_name: str) -> str:
     )
 
 
+def _not_found(config_name: str) -> str | None:
+    """Why `config_name` is not a registry config (the seed's renamed names list their replacements, any other name
+    its closest matches), or None when it is one."""
+    if config_name in _CONFIGS_DICT:
+        return None
+    if config_name in RENAMED:
+        return _renamed(config_name)
+    close = difflib.get_close_matches(config_name, _CONFIGS_DICT, n=3, cutoff=0.0)
+    return f"Config '{config_name}' not found. Did you mean one of {close}? (`make configs` lists all)"
+
+
 def get_config(config_name: str) -> TrainConfig:
-    if config_name in RENAMED and config_name not in _CONFIGS_DICT:
-        raise ValueError(_renamed(config_name))
-    if config_name not in _CONFIGS_DICT:
-        close = difflib.get_close_matches(config_name, _CONFIGS_DICT, n=3, cutoff=0.0)
-        raise ValueError(f"Config '{config_name}' not found. Did you mean one of {close}? (`make configs` lists all)")
+    if (message := _not_found(config_name)) is not None:
+        raise ValueError(message)
+    return _CONFIGS_DICT[config_name]
+
+
+def get_config_or_exit(config_name: str) -> TrainConfig:
+    """`get_config` for scripts: an unknown or renamed name exits with the message alone (status 1, no traceback),
+    like `cli` does for the seed's renamed names."""
+    if (message := _not_found(config_name)) is not None:
+        raise SystemExit(message)
     return _CONFIGS_DICT[config_name]
 
 
 def cli(args: list[str] | None = None) -> TrainConfig:
     """`<config name> [--field value ...]` (sys.argv[1:] by default) -> the config with the overrides applied."""
     first = (sys.argv[1:] if args is None else args)[:1]
-    if first and first[0] in RENAMED and first[0] not in _CONFIGS_DICT:
-        raise SystemExit(_renamed(first[0]))
+    if first and first[0] in RENAMED:
+        get_config_or_exit(first[0])  # exits listing the replacements (unless a registry config took the name)
     return tyro.extras.overridable_config_cli({k: (v.description or k, v) for k, v in _CONFIGS_DICT.items()}, args=args)

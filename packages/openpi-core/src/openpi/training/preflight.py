@@ -1,7 +1,7 @@
 """What both trainers check before they download or load weights, and the DRY_RUN report.
 
-Order (JAX and PyTorch): build the data config (an error is an error; only fake data has no dataset) -> the local
-dataset's format -> the norm stats -> the data loader and its first batch -> [DRY_RUN: abstract model, optimizer
+Order (JAX and PyTorch): build the data config (an error is an error; only fake data has no dataset) -> a prompt
+source -> the local dataset's format -> the norm stats -> the data loader and its first batch -> [DRY_RUN: abstract model, optimizer
 state and sharding, parameter counts, batch shapes, memory per device; exit] -> checkpoint dir -> weights.
 A wrong dataset name or missing norm stats is reported in seconds, not after a 12 GB download.
 """
@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from openpi import transforms as _transforms
 from openpi.training import dataset_version
 
 logger = logging.getLogger("openpi.training")
@@ -30,10 +31,39 @@ def is_fake(data_cfg) -> bool:
     return data_cfg is not None and data_cfg.repo_id == "fake"
 
 
+def has_prompt_source(data_cfg) -> bool:
+    """Whether every training sample gets the prompt the model tokenizes: from the dataset's task strings
+    (`prompt_from_task`), a `prompt` field the repack keeps, or a default prompt. True when nothing tokenizes one."""
+    if not any(isinstance(t, _transforms.TokenizePrompt) for t in data_cfg.model_transforms.inputs):
+        return True
+    if data_cfg.prompt_from_task:
+        return True
+    groups = (data_cfg.repack_transforms, data_cfg.data_transforms, data_cfg.model_transforms)
+    steps = [t for g in groups for t in g.inputs]
+    return any(isinstance(t, _transforms.InjectDefaultPrompt) and t.prompt is not None for t in steps) or any(
+        isinstance(t, _transforms.RepackTransform) and "prompt" in t.structure for t in steps
+    )
+
+
+def check_prompt(config, data_cfg) -> None:
+    """A config whose samples carry no prompt (the inference configs `pi0_aloha` / `pi05_aloha`, like upstream's: the
+    serving client sends the task with each observation) cannot train; say so, and how to give one, instead of the
+    first batch stopping at the tokenizer's "Prompt is required"."""
+    if has_prompt_source(data_cfg):
+        return
+    raise ValueError(
+        f"config {config.name!r} has no prompt to train with: its data config sets no default_prompt and does not "
+        "read the dataset's task strings (an inference config: the serving client sends 'prompt' with each "
+        'observation). Give the task on the command line: --data.default-prompt "<task>" (or set '
+        "default_prompt in the config's data)."
+    )
+
+
 def check_data(config, data_cfg) -> None:
-    """The dataset's format and the norm stats, before anything expensive. Fake data needs neither."""
+    """A prompt source, the dataset's format and the norm stats, before anything expensive. Fake data needs none."""
     if data_cfg is None or is_fake(data_cfg):
         return
+    check_prompt(config, data_cfg)
     if data_cfg.repo_id is None:
         raise ValueError(
             f"config {config.name!r}: data.repo_id is not set; pass --data.repo-id <folder under HF_LEROBOT_HOME>"
