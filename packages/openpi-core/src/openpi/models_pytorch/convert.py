@@ -74,6 +74,10 @@ def merged_config(config):
 
 
 def _siglip(img: dict, out: dict) -> None:
+    for i in range(len(img.get("stem", {}))):  # optional conv stem (SiglipConfig.conv_stem): HWIO -> OIHW
+        conv = img["stem"][f"conv_{i}"]
+        out[f"{VIS}embeddings.stem.{i}.weight"] = conv["kernel"].transpose(3, 2, 0, 1)
+        out[f"{VIS}embeddings.stem.{i}.bias"] = conv["bias"]
     emb = img["embedding"]
     out[VIS + "embeddings.patch_embedding.weight"] = emb["kernel"].transpose(3, 2, 0, 1)
     out[VIS + "embeddings.patch_embedding.bias"] = emb["bias"]

@@ -5,7 +5,8 @@ are upstream's (`paligemma_with_expert.paligemma.model.language_model.layers.3.s
 docs/pytorch.md). Every module is built from the config alone; nothing here imports jax.
 
 Numerics follow openpi.models (the JAX model): norms in float32, RMSNorm x_hat * (1 + w), RoPE on the two halves of
-head_dim, finite mask value BIG_NEG (padding rows get a uniform softmax instead of NaN), tanh-GELU.
+head_dim, finite mask value BIG_NEG (padding rows get a uniform softmax instead of NaN), tanh-GELU (exact GELU in the
+optional SigLIP conv stem).
 """
 
 from __future__ import annotations
@@ -58,16 +59,28 @@ class LoRALinear(nn.Linear):
 
 
 class SiglipEmbeddings(nn.Module):
+    """Patch + learned position embedding. With `cfg.conv_stem` (not upstream) the image first goes through
+    `stem`: one 3x3 stride-2 convolution (padding 1) + exact GELU per entry; the patch embedding then takes
+    `cfg.stem_patch`-pixel patches of the stem's output, so the token grid stays image_resolution / cfg.patch.
+    Without a stem `stem` is empty (no parameters, upstream's state dict)."""
+
     def __init__(self, cfg: variants.SiglipConfig, image_resolution: tuple[int, int]):
         super().__init__()
-        self.patch_embedding = nn.Conv2d(3, cfg.width, cfg.patch, stride=cfg.patch)
+        channels = (3, *cfg.conv_stem)
+        self.stem = nn.ModuleList(
+            nn.Conv2d(cin, cout, 3, stride=2, padding=1) for cin, cout in zip(channels[:-1], channels[1:])
+        )
+        self.patch_embedding = nn.Conv2d(channels[-1], cfg.width, cfg.stem_patch, stride=cfg.stem_patch)
         n = (image_resolution[0] // cfg.patch) * (image_resolution[1] // cfg.patch)
         self.position_embedding = nn.Embedding(n, cfg.width)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        """image [B,3,H,W] float -> [B, N, width] (float32: upstream keeps these two in fp32)."""
+        """image [B,3,H,W] float -> [B, N, width] (float32: upstream keeps these two, and we the stem, in fp32)."""
+        x = image
+        for conv in self.stem:
+            x = F.gelu(conv(x.to(conv.weight.dtype)), approximate="none")
         w = self.patch_embedding.weight
-        x = F.conv2d(image.to(w.dtype), w, self.patch_embedding.bias, stride=self.patch_embedding.stride)
+        x = F.conv2d(x.to(w.dtype), w, self.patch_embedding.bias, stride=self.patch_embedding.stride)
         return x.flatten(2).transpose(1, 2).float() + self.position_embedding.weight.float()
 
 

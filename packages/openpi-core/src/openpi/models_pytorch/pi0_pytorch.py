@@ -32,10 +32,12 @@ from openpi.models_pytorch import modules as m
 
 def fp32_param(name: str) -> bool:
     """Parameters upstream keeps in float32 in a bfloat16 model (patch/position embeddings, Gemma norms, and the
-    top-level projections, which sit outside `paligemma_with_expert`)."""
+    top-level projections, which sit outside `paligemma_with_expert`); also the optional SigLIP conv stem, which the
+    JAX model runs in float32 like the patch embedding."""
     if not name.startswith("paligemma_with_expert."):
         return True
-    keep = ("patch_embedding", "position_embedding", "input_layernorm", "post_attention_layernorm", "model.norm")
+    keep = ("patch_embedding", "position_embedding", "embeddings.stem.", "input_layernorm", "post_attention_layernorm")
+    keep += ("model.norm",)
     return any(s in name for s in keep)
 
 
