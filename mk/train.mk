@@ -39,3 +39,7 @@ convert: ## JAX -> PyTorch: make convert CONFIG=pi05_piper_pick_cube CKPT=checkp
 
 strip-checkpoint: ## Make an inference package of a step dir (params+assets, no train_state): CKPT=.. [OUT=..]
 	@$(PY) scripts/transfer.py package --ckpt $(CKPT) $(if $(OUT),--out $(OUT)) $(ARGS)
+
+pack-checkpoint: ## Pack a JAX step dir to ship in a repo (bf16 + zip, ~half of fp32): CONFIG=.. CKPT=.. OUT=..
+	$(if $(and $(CONFIG),$(CKPT),$(OUT)),,$(error usage: make pack-checkpoint CONFIG=<config> CKPT=<step dir> OUT=<packed dir>))
+	@$(PY) scripts/transfer.py pack --ckpt $(CKPT) --config-name $(CONFIG) --out $(OUT) $(ARGS)

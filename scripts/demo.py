@@ -6,6 +6,10 @@
 4. serve the checkpoint over websocket                    (scripts/serve_policy.py)
 5. run the sim client for an episode, save the video      (python -m aloha_sim.main)
 6. plot the training loss (PNG)
+7. the SHIPPED policy: unpack examples/aloha_sim/policy (a checkpoint trained by `make sim-benchmark`, packed in
+   bfloat16 by scripts/transfer.py pack), serve it and evaluate a few episodes with videos
+   (python -m aloha_sim.evaluate), so the cube is seen transferred. Steps 3-5 are a pipeline check: a tiny model after
+   a few hundred CPU steps does not do the task.
 """
 
 from __future__ import annotations
@@ -41,6 +45,14 @@ class Args:
     """Regenerate the dataset even if it exists."""
     episode_steps: int = 400
     action_horizon: int = 10
+    shipped_policy: pathlib.Path = ROOT / "examples" / "aloha_sim" / "policy"
+    """Packed checkpoint served in the last stage (see examples/aloha_sim/README.md for how it was trained)."""
+    shipped_episodes: int = 3
+    """Episodes of the shipped policy (0 skips the stage)."""
+    shipped_episode_steps: int = 400
+    shipped_executor: str = "ensemble"
+    """How the shipped policy's chunks are executed (aloha_sim.evaluate --executor); its success rates per executor
+    are in bench/RESULTS.md."""
 
 
 def _run(stage: str, cmd: list, env: dict) -> float:
@@ -156,6 +168,7 @@ def main(args: Args) -> None:
             env,
         )
     plot = plot_loss(ckpt_root / "metrics.jsonl", args.out_dir / "loss.png")
+    shipped = run_shipped(args, env, timings) if args.shipped_episodes > 0 else None
     summary = json.loads((video_dir / "summary.json").read_text())
     total = time.time() - t0
     print("\n=== [demo] finished in {:.0f}s: {}".format(total, ", ".join(f"{k} {v:.0f}s" for k, v in timings.items())))
@@ -165,6 +178,37 @@ def main(args: Args) -> None:
     print(
         f"    sim reward : {summary['rewards']} (gym-aloha's max reward; a tiny model after a few hundred CPU steps is a pipeline check, not a trained policy)"
     )
+    if shipped is not None:
+        pol, videos = shipped["policy"], shipped["videos"]
+        print(f"    SHIPPED policy ({shipped['config']['checkpoint_label']}):")
+        print(
+            f"      success  : {pol['successes']}/{pol['episodes']} episodes, mean max reward {pol['mean_max_reward']:.2f}"
+        )
+        for kind, path in videos.items():
+            print(f"      {kind:8} : {path}")
+
+
+def run_shipped(args: Args, env: dict, timings: dict) -> dict:
+    """Unpack the shipped policy, serve it and evaluate `shipped_episodes` episodes (videos of a success/failure)."""
+    from openpi.training import config as _config
+    from openpi.transfer import packed as packed_checkpoint
+
+    manifest = packed_checkpoint.read_manifest(args.shipped_policy)
+    config = manifest["config"]
+    privileged = _config.get_config(config).data.env_state_dim > 0
+    step_dir = packed_checkpoint.unpack(args.shipped_policy, args.checkpoint_base_dir / config / "shipped")
+    label = (
+        f"{config} step {manifest['step']}, packed in bf16{', PRIVILEGED state: sim cube pose' if privileged else ''}"
+    )
+    out = args.out_dir / "shipped"
+    with PolicyServer(config, step_dir, env) as server:
+        cmd = [sys.executable, "-m", "aloha_sim.evaluate", "--port", str(server.port), "--out-dir", str(out)]
+        cmd += ["--num-episodes", str(args.shipped_episodes), "--executor", args.shipped_executor, "--no-expert"]
+        cmd += ["--max-episode-steps", str(args.shipped_episode_steps), *(["--privileged"] if privileged else [])]
+        timings["shipped_policy"] = _run("shipped policy", cmd, env)
+    summary = json.loads((out / "summary.json").read_text())
+    summary["config"]["checkpoint_label"] = label
+    return summary
 
 
 if __name__ == "__main__":

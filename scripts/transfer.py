@@ -5,6 +5,8 @@
   python scripts/transfer.py download-dataset --repo me/piper_pick_cube      # -> $HF_LEROBOT_HOME/piper_pick_cube
   python scripts/transfer.py download-model --repo me/pi05_piper             # -> checkpoints/pi05_piper
   python scripts/transfer.py package --ckpt checkpoints/<config>/<exp>/<step> # params+assets, no train_state
+  python scripts/transfer.py pack --ckpt checkpoints/<config>/<exp>/<step> --config-name <config> --out my_policy
+  python scripts/transfer.py unpack --packed my_policy --out checkpoints/my_policy   # -> checkpoints/my_policy/<step>
   python scripts/transfer.py rsync --src datasets/x/ --dest user@host:/data/x/
 
 Hub calls honour HF_ENDPOINT (mirror) and HF_TOKEN. Exit code 2 with a one-line fix on user-fixable errors.
@@ -20,6 +22,7 @@ import tyro
 
 from openpi.transfer import hub
 from openpi.transfer import packaging
+from openpi.transfer import packed
 from openpi.transfer import rsync as _rsync
 
 Mode = Literal["auto", "folder", "large"]
@@ -158,6 +161,32 @@ def package(
         print("Not verified: pass --config-name to check loading.")
 
 
+def pack(ckpt: pathlib.Path, config_name: str, out: pathlib.Path, note: str = "") -> None:
+    """Pack a JAX step dir small enough to ship in a repo: params in bfloat16, zip-compressed, + norm stats.
+
+    Args:
+        ckpt: JAX step dir (params/ and assets/).
+        config_name: The config it was trained with (recorded in the manifest; serve with it).
+        out: Packed dir (replaced if it exists).
+        note: Free text for the manifest, e.g. how the checkpoint was trained and what it scored.
+    """
+    manifest = packed.pack(ckpt, out, config=config_name, note=note)
+    size = (out / packed.PARAMS_FILE).stat().st_size
+    print(f"Packed {manifest['num_params']:,} parameters of {ckpt} -> {out} ({size / 1e6:.2f} MB)")
+
+
+def unpack(packed_dir: pathlib.Path, out: pathlib.Path) -> None:
+    """Unpack a packed checkpoint into a servable step dir <out>/<step> (sha256 and shapes checked).
+
+    Args:
+        packed_dir: Dir written by `pack` (manifest.json, params.bf16.npz, assets/).
+        out: Checkpoint dir that receives <step>/params and <step>/assets.
+    """
+    step_dir = packed.unpack(packed_dir, out)
+    config = packed.read_manifest(packed_dir)["config"]
+    print(f"Unpacked {packed_dir} -> {step_dir}; serve it with --policy.config={config} --policy.dir={step_dir}")
+
+
 def rsync(
     src: str,
     dest: str,
@@ -191,6 +220,8 @@ COMMANDS = {
     "download-dataset": download_dataset,
     "download-model": download_model,
     "package": package,
+    "pack": pack,
+    "unpack": unpack,
     "rsync": rsync,
 }
 

@@ -1,4 +1,5 @@
-"""`make demo` end to end on a CPU (tiny sizes): generate -> norm stats -> train (JAX) -> serve -> sim client."""
+"""`make demo` end to end on a CPU (tiny sizes): generate -> norm stats -> train (JAX) -> serve -> sim client, then the
+shipped policy served and evaluated."""
 
 import json
 import os
@@ -36,6 +37,10 @@ def test_demo_pipeline_runs_every_stage(repo_root, tmp_path):
         str(tmp_path / "checkpoints"),
         "--assets-base-dir",
         str(tmp_path / "assets"),
+        "--shipped-episodes",
+        "1",
+        "--shipped-episode-steps",
+        "30",
     ]
     r = subprocess.run(cmd, cwd=repo_root, env=env, capture_output=True, text=True, timeout=1200)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
@@ -52,3 +57,8 @@ def test_demo_pipeline_runs_every_stage(repo_root, tmp_path):
     assert os.path.getsize(summary["videos"][0]) > 1000
     assert (tmp_path / "out" / "loss.png").stat().st_size > 1000
     assert "finished in" in r.stdout
+    # The shipped policy (examples/aloha_sim/policy) was unpacked, served and evaluated with a video.
+    shipped = json.loads((tmp_path / "out" / "shipped" / "summary.json").read_text())
+    assert shipped["policy"]["episodes"] == 1 and shipped["server_metadata"]["robot"] == "aloha_sim"
+    assert shipped["videos"] and all(os.path.getsize(v) > 1000 for v in shipped["videos"].values())
+    assert "SHIPPED policy" in r.stdout
