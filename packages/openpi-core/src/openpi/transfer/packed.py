@@ -33,27 +33,6 @@ MANIFEST = "manifest.json"
 FORMAT = "openpi-packed-bf16/1"
 
 
-def _flatten(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
-    out = {}
-    for k, v in tree.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}/"))
-        else:
-            out[f"{prefix}{k}"] = np.asarray(v)
-    return out
-
-
-def _unflatten(flat: dict[str, np.ndarray]) -> dict:
-    tree: dict = {}
-    for path, v in flat.items():
-        node = tree
-        *parents, leaf = path.split("/")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = v
-    return tree
-
-
 def _sha256(path: pathlib.Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -69,7 +48,7 @@ def pack(step_dir: pathlib.Path | str, out_dir: pathlib.Path | str, *, config: s
         )
     if not (step_dir / "assets").is_dir():
         raise TransferError(f"{step_dir} has no assets/ dir (norm stats): the packed policy could not be served")
-    flat = _flatten(_model.restore_params(step_dir / "params"))
+    flat = {k: np.asarray(v) for k, v in utils.flatten_dict(_model.restore_params(step_dir / "params")).items()}
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -125,6 +104,6 @@ def unpack(packed_dir: pathlib.Path | str, checkpoint_dir: pathlib.Path | str) -
             flat[k] = v
     step = manifest["step"] if manifest["step"] is not None else 0
     with checkpoints.atomic_step_dir(checkpoint_dir, step) as tmp:
-        checkpoints.save_pytree(tmp / "params", {"params": utils.add_value_leaves(_unflatten(flat))})
+        checkpoints.save_pytree(tmp / "params", {"params": utils.add_value_leaves(utils.unflatten_dict(flat))})
         shutil.copytree(packed_dir / "assets", tmp / "assets")
     return pathlib.Path(checkpoint_dir) / str(step)
