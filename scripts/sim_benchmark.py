@@ -28,17 +28,34 @@ from pipeline_stages import run_stage
 import tyro
 
 SHARD_SEED_STRIDE = 500  # shard i of the generation uses seeds 500*i..; evaluation uses 100000..
-TIERS = {"privileged": "pi0_aloha_sim_small_privileged", "pixels": "pi0_aloha_sim_small"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Tier:
+    config: str
+    repo_id: str = "aloha_sim_transfer_small"
+    render: tuple[int, int] = (120, 160)
+    """Camera render (height, width) of the demonstrations and of the evaluation episodes."""
+    privileged: bool = False
+
+
+TIERS = {
+    "privileged": Tier("pi0_aloha_sim_small_privileged", privileged=True),
+    "pixels": Tier("pi0_aloha_sim_small"),
+    "pixels-hires": Tier("pi0_aloha_sim_small_hires", "aloha_sim_transfer_small_240x320", (240, 320)),
+}
 
 
 @dataclasses.dataclass
 class Args:
     tier: str = "privileged"
-    """privileged (pipeline check: cube pose in the state) | pixels (camera + joints)"""
+    """privileged (pipeline check: cube pose in the state) | pixels (camera + joints) | pixels-hires (the same at a
+    240x320 render)"""
     config: str | None = None
     """Train config instead of the tier's default (e.g. pi05_aloha_sim_small_privileged, the pi0.5 variant)."""
     exp_name: str = "bench"
-    repo_id: str = "aloha_sim_transfer_small"
+    repo_id: str | None = None
+    """Dataset to generate / train on. Default: the tier's (it must be the config's data repo_id)."""
     num_demos: int = 60
     generate_workers: int = 2
     """Generation processes (seed shards merged into one dataset)."""
@@ -75,11 +92,18 @@ def _evaluate(server: PolicyServer, out: pathlib.Path, env: dict, *, episodes: i
 
 
 def generate_sharded(
-    repo_id: str, num_demos: int, workers: int, datasets_dir: pathlib.Path, env: dict, extra=()
+    repo_id: str,
+    num_demos: int,
+    workers: int,
+    datasets_dir: pathlib.Path,
+    env: dict,
+    extra=(),
+    render: tuple[int, int] = (120, 160),
 ) -> None:
     """aloha_sim.generate in `workers` processes (shard i: seeds from SHARD_SEED_STRIDE * i), merged with LeRobot's
     aggregate_datasets. Rendering is single-threaded, so two processes use both cores of a 2-core machine."""
-    flags = ["--image-height", "120", "--image-width", "160", "--fast-render", "--privileged", "--overwrite", *extra]
+    flags = ["--image-height", str(render[0]), "--image-width", str(render[1]), "--fast-render", "--privileged"]
+    flags += ["--overwrite", *extra]
     if workers <= 1:
         cmd = [sys.executable, "-m", "aloha_sim.generate", "--repo-id", repo_id, "--num-episodes", str(num_demos)]
         _run("generate demonstrations", [*cmd, *flags], env)
@@ -221,8 +245,11 @@ def plot_rtc(rows: list[dict], path: pathlib.Path) -> None:
 def main(args: Args) -> dict:
     if args.tier not in TIERS:
         raise SystemExit(f"--tier {args.tier!r}: use one of {sorted(TIERS)}")
-    config = args.config or TIERS[args.tier]
-    privileged = args.tier == "privileged"
+    tier = TIERS[args.tier]
+    config = args.config or tier.config
+    repo_id = args.repo_id or tier.repo_id
+    privileged = tier.privileged
+    render = ["--image-height", str(tier.render[0]), "--image-width", str(tier.render[1])]
     py = sys.executable
     env = dict(os.environ, HF_LEROBOT_HOME=str(args.datasets_dir), PYTHONUNBUFFERED="1")
     env.setdefault("JAX_PLATFORMS", "cpu")
@@ -231,12 +258,12 @@ def main(args: Args) -> dict:
     timings: dict[str, float] = {}
     t0 = time.time()
     num_demos = 2 if args.smoke else args.num_demos
-    if not (args.datasets_dir / args.repo_id / "meta" / "info.json").exists():
+    if not (args.datasets_dir / repo_id / "meta" / "info.json").exists():
         start = time.time()
         # The smoke run records 60-step episodes: too short to finish the task, kept anyway (pipeline only).
         smoke_flags = ["--episode-len", "60", "--keep-failures", "--no-require-hold"] if args.smoke else []
         workers = 1 if args.smoke else args.generate_workers
-        generate_sharded(args.repo_id, num_demos, workers, args.datasets_dir, env, smoke_flags)
+        generate_sharded(repo_id, num_demos, workers, args.datasets_dir, env, smoke_flags, tier.render)
         timings["generate"] = time.time() - start
     timings["norm_stats"] = _run(
         "norm stats",
@@ -262,7 +289,7 @@ def main(args: Args) -> dict:
         timings["train"] = _run("train", train, env)
     ckpts = sorted(int(p.name) for p in ckpt_root.iterdir() if p.name.isdigit())
     curve_eps, final_eps = (2, 2) if args.smoke else (args.curve_episodes, args.final_episodes)
-    extra = ["--max-episode-steps", "60", "--no-videos"] if args.smoke else []
+    extra = [*render, *(["--max-episode-steps", "60", "--no-videos"] if args.smoke else [])]
     points = []
     for i, step in enumerate(ckpts):
         final = i == len(ckpts) - 1
@@ -286,7 +313,7 @@ def main(args: Args) -> dict:
                             env,
                             episodes=args.rtc_episodes,
                             privileged=privileged,
-                            extra=["--executor", kind, "--delay", str(d), "--no-videos", "--no-expert"],
+                            extra=[*render, "--executor", kind, "--delay", str(d), "--no-videos", "--no-expert"],
                         )
                         rtc_rows.append(
                             {"executor": kind, "delay": d, "policy": s["policy"], "episodes": s["episodes"]}

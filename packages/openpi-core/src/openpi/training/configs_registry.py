@@ -129,20 +129,21 @@ def _aloha_sim_small(
     image_augmentation: bool = True,
     num_train_steps: int = 2400,
     save_interval: int = 800,
+    repo_id: str = "aloha_sim_transfer_small",
 ) -> TrainConfig:
     return TrainConfig(
         name=name,
         description=description,
         model=model,
         data=LeRobotAlohaDataConfig(
-            repo_id="aloha_sim_transfer_small",
+            repo_id=repo_id,
             default_prompt="Transfer cube",
             use_delta_joint_actions=False,
             adapt_to_pi=False,
             env_state_dim=env_state_dim,
             image_crop=image_crop,
             tokenizer_path=DEBUG_TOKENIZER,
-            assets=AssetsConfig(asset_id="aloha_sim_transfer_small" + ("_privileged" if env_state_dim else "")),
+            assets=AssetsConfig(asset_id=repo_id + ("_privileged" if env_state_dim else "")),
         ),
         image_augmentation=image_augmentation,
         # Sized for a 2-core CPU (bench/RESULTS.md: ~0.2-0.4 s a step); on a GPU raise steps and batch. One cosine
@@ -189,6 +190,22 @@ def _aloha_sim_tiers(
         model=privileged_model,
     )
     return pixels, privileged
+
+
+# The pixel tier at twice the render resolution: demonstrations and evaluation rendered at 240x320 (the cube ~8 px
+# instead of ~4; one pixel ~0.6 cm of table), the same table crop embedded at 144x224 = 9x14 tokens of 16 px.
+# `make sim-benchmark TIER=pixels-hires` renders at that size.
+ALOHA_SIM_HIRES_RENDER = (240, 320)
+PI0_ALOHA_SIM_SMALL_HIRES = _aloha_sim_small(
+    "pi0_aloha_sim_small_hires",
+    "pi0_aloha_sim_small on a 240x320 render (dataset aloha_sim_transfer_small_240x320; pixels + joints)",
+    model=dataclasses.replace(ALOHA_SIM_SMALL_PI0_MODEL, vision_variant="small_conv", image_resolution=(144, 224)),
+    image_crop=ALOHA_SIM_TABLE_CROP,
+    image_augmentation=False,
+    num_train_steps=4000,
+    save_interval=1000,
+    repo_id="aloha_sim_transfer_small_240x320",
+)
 
 
 CONFIGS = [
@@ -245,6 +262,7 @@ CONFIGS = [
     ),
     # -------------------------------------------------------------------------------------------- ALOHA
     *_aloha_sim_tiers("pi0", ALOHA_SIM_SMALL_PI0_MODEL, ALOHA_SIM_SMALL_PI0_MODEL),
+    PI0_ALOHA_SIM_SMALL_HIRES,
     # The privileged pi0.5 prompt carries 7 more discretized state values: 112 tokens hold it whole (96 cut its end).
     *_aloha_sim_tiers("pi05", ALOHA_SIM_SMALL_MODEL, dataclasses.replace(ALOHA_SIM_SMALL_MODEL, max_token_len=112)),
     TrainConfig(
