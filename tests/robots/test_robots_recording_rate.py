@@ -1,4 +1,4 @@
-"""Recording at the control rate, on real LeRobot datasets: no encoding in the control loop (a slow encoder
+"""Recording at the control rate, on real LeRobot datasets: no encoding in the control loop (a slow writer
 stand-in must not slow the loop; its backlog is written after the loop, no frame dropped), and timing integrity
 (an episode taken off the dataset's rate is kept aside as rejected, not merged, unless asked)."""
 
@@ -94,43 +94,23 @@ def _load(root, repo_id):
     return LeRobotDataset(repo_id, root=root / repo_id, video_backend="torchcodec")
 
 
-def _slow_encoder(monkeypatch, writer):
-    """Every frame costs the writer SLOW_S (sleeping, like a real encoder that releases the GIL)."""
-    import lerobot.datasets.image_writer as iw
-    import lerobot.datasets.lerobot_dataset as ld
-    import lerobot.datasets.video_utils as vu
+def _slow_writer(monkeypatch):
+    """Every frame costs LeRobot's public `add_frame` SLOW_S (sleeping, like a real encoder that releases the GIL):
+    with writer="streaming"/"threads" it runs in the recorder's writer thread, with "sync" in the control loop."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
-    def slow_write(*a, _orig=iw.write_image, **kw):
+    orig = LeRobotDataset.add_frame
+
+    def slow_add_frame(self, frame):
         time.sleep(SLOW_S)
-        return _orig(*a, **kw)
+        return orig(self, frame)
 
-    if writer == "streaming":
-
-        class SlowQueue:
-            def __init__(self, q):
-                self.q = q
-
-            def get(self, timeout=None):
-                item = self.q.get(timeout=timeout)
-                if item is not None:
-                    time.sleep(SLOW_S)
-                return item
-
-        class SlowEncoderThread(vu._CameraEncoderThread):
-            def __init__(self, *a, **kw):
-                super().__init__(*a, **kw)
-                self.frame_queue = SlowQueue(self.frame_queue)
-
-        monkeypatch.setattr(vu, "_CameraEncoderThread", SlowEncoderThread)
-    elif writer == "threads":
-        monkeypatch.setattr(iw, "write_image", slow_write)  # LeRobot's image writer threads
-    else:
-        monkeypatch.setattr(ld, "write_image", slow_write)  # LeRobot's synchronous add_frame path
+    monkeypatch.setattr(LeRobotDataset, "add_frame", slow_add_frame)
 
 
 @pytest.mark.parametrize("writer", ["streaming", "threads"])
 def test_a_slow_encoder_does_not_slow_the_loop_and_no_frame_is_dropped(tmp_path, monkeypatch, writer):
-    _slow_encoder(monkeypatch, writer)
+    _slow_writer(monkeypatch)
     rec = EpisodeRecorder(
         "enc", fps=30, features=FEATURES, robot_type="fake", root=tmp_path, writer=writer, image_writer_threads=1
     )
@@ -155,13 +135,12 @@ def test_a_slow_encoder_does_not_slow_the_loop_and_no_frame_is_dropped(tmp_path,
 
 def test_encoding_inside_the_loop_is_caught_and_backpressure_is_reported(tmp_path, monkeypatch):
     # the old path: PNGs written inside add_frame -> the loop is as slow as the encoder; the episode is rejected
-    _slow_encoder(monkeypatch, "sync")
+    _slow_writer(monkeypatch)
     rec = EpisodeRecorder("sync", fps=30, features=FEATURES, robot_type="fake", root=tmp_path, writer="sync")
     stats = _record(rec, {"episode": 0, "calls": 0}, steps=8, max_rejected_in_a_row=1)
     a = stats.attempts[0]
     assert a.timing.work_ms_p50 >= 1e3 * SLOW_S and a.rejected and stats.episodes_kept == 0
     # a slow writer behind a full (tiny) queue makes the loop wait: reported, nothing dropped, rejected
-    _slow_encoder(monkeypatch, "streaming")
     rec = EpisodeRecorder("bp", fps=30, features=FEATURES, robot_type="fake", root=tmp_path, queue_frames=2)
     stats = _record(rec, {"episode": 0, "calls": 0}, steps=12, max_rejected_in_a_row=1)
     a = stats.attempts[0]

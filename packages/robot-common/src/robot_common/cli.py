@@ -61,8 +61,9 @@ class CollectArgs:
     encoder thread per camera; threads = LeRobot's image writer threads (PNG), video encoded after the episode;
     sync = PNGs written inside the loop (the old behaviour, for comparison)."""
     writer_queue: int = 150
-    """Frames per camera the writer may fall behind before the loop waits for it (backpressure, reported); the
-    rest of the backlog is written after the episode. 150 = 5 s at 30 fps, 138 MB per 480x640 camera."""
+    """Frames the recorder's queue holds when the writer falls behind, before the loop waits for it (backpressure,
+    reported); the rest of the backlog is written after the episode. 150 = 5 s at 30 fps, 138 MB per 480x640
+    camera."""
 
 
 @dataclasses.dataclass

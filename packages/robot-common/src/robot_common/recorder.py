@@ -23,22 +23,26 @@ At the end of a session (normal end, `q`, Ctrl-C) the staged episodes are merged
 Each episode's timing (achieved rate, jitter, overruns, writer backpressure: robot_common.timing) is kept in
 `meta/robot_common_timing.json` (one entry per episode index), and every frame has a `capture_time` column.
 
-No encoding or disk work in the control loop: `add_frame` hands the images to LeRobot's asynchronous writers
-(`writer="streaming"`: LeRobot's streaming video encoder, one encoder thread per camera; `"threads"`: LeRobot's
-AsyncImageWriter writes PNGs in threads and the video is encoded after the episode; `"sync"`: the old in-loop PNG
-writing, for comparison). Their queues are bounded (`queue_frames` per camera): when a writer falls behind,
+No encoding or disk work in the control loop: `add_frame` puts the frame into the recorder's own bounded queue
+(`queue_frames` frames, robot_common.frame_writer) and a writer thread hands it to LeRobot's public
+`LeRobotDataset.add_frame` (`writer="streaming"`: LeRobot's streaming video encoder, one encoder thread per camera;
+`"threads"`: LeRobot's image writer threads write PNGs and the video is encoded after the episode; `"sync"`: no
+queue, PNGs written inside the loop, for comparison). When the writer falls behind and the queue is full,
 `add_frame` waits for room (never drops a frame) and the wait is counted as backpressure in the episode's timing.
+LeRobot is used through its public API only. Its streaming encoder drops a frame when its own queue stays full for
+0.1 s (a stalled encoder): `save_episode` counts the frames of every video on disk and refuses an episode whose
+videos are shorter than its data.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fcntl
 import json
 import logging
 import os
 import pathlib
-import queue
 import shlex
 import shutil
 import time
@@ -46,6 +50,8 @@ import uuid
 
 import numpy as np
 
+from robot_common.frame_writer import FrameWriter
+from robot_common.frame_writer import check_complete
 from robot_common.timing import EpisodeTiming
 
 logger = logging.getLogger("robot_common.recorder")
@@ -57,6 +63,11 @@ TIMING = "meta/robot_common_timing.json"
 REJECTED = ".rejected"
 """Suffix of a staged episode rejected for its timing (not merged unless asked)."""
 WRITERS = ("streaming", "threads", "sync")
+ENCODER_QUEUE = 30
+"""Frames per camera in LeRobot's own queue in front of its streaming encoder (`encoder_queue_maxsize`, LeRobot's
+default): absorbs short encoder stalls, after which the recorder's queue holds the backlog."""
+WRITER_TIMEOUT_S = 60.0
+"""A full queue from which the writer takes no frame for this long is an error."""
 
 
 def lerobot_home() -> pathlib.Path:
@@ -278,7 +289,7 @@ class EpisodeRecorder:
     `resume`: keep the existing dataset and append to it, and merge the episodes a crashed session left behind.
     `overwrite`: replace the existing dataset (only once the new one is complete).
     `writer`: how images leave the control loop (module doc): "streaming" (default), "threads" or "sync".
-    `queue_frames`: bound of the writer's queue, in frames per camera; a full queue makes `add_frame` wait."""
+    `queue_frames`: bound of the recorder's frame queue; a full queue makes `add_frame` wait."""
 
     def __init__(
         self,
@@ -295,12 +306,13 @@ class EpisodeRecorder:
         image_writer_threads: int = 4,
     ):
         from lerobot.datasets.lerobot_dataset import LeRobotDataset  # slow import (~10 s): not in the first step
+        from lerobot.datasets.utils import validate_frame
 
         if writer not in WRITERS:
             raise ValueError(f"writer must be one of {WRITERS}, got {writer!r}")
         if queue_frames < 1:
             raise ValueError(f"queue_frames must be >= 1, got {queue_frames}")
-        self._dataset_cls = LeRobotDataset
+        self._dataset_cls, self._validate_frame = LeRobotDataset, validate_frame
         self.paths = p = Paths(pathlib.Path(root) if root else lerobot_home(), repo_id)
         self.final = p.final
         self._lock = _Lock(p.lock)
@@ -338,6 +350,7 @@ class EpisodeRecorder:
         self.rejected: list[pathlib.Path] = []  # this session's episodes rejected for their timing
         self.recovered = len(leftover)
         self._ds = None
+        self._writer: FrameWriter | None = None
         self._tmp: pathlib.Path | None = None
         self._frames = 0
         self._writer_stats = _WriterStats()
@@ -377,8 +390,10 @@ class EpisodeRecorder:
             vcodec="h264",
             image_writer_threads=self._writer_threads if self.writer == "threads" else 0,
             streaming_encoding=self.writer == "streaming",
-            encoder_queue_maxsize=self.queue_frames,
+            encoder_queue_maxsize=ENCODER_QUEUE,
         )
+        if self.writer != "sync":
+            self._writer = FrameWriter(self._ds, self.queue_frames, wait_images=self.writer == "threads")
         self._writer_stats = _WriterStats()
 
     def start_episode(self) -> None:
@@ -389,31 +404,8 @@ class EpisodeRecorder:
 
     @property
     def backlog(self) -> int:
-        """Frames (per camera, the fullest camera) waiting in the writer's queue."""
-        ds = self._ds
-        if ds is None:
-            return 0
-        enc = getattr(ds, "_streaming_encoder", None)
-        if enc is not None:
-            return max((q.qsize() for q in getattr(enc, "_frame_queues", {}).values()), default=0)
-        if ds.image_writer is not None:
-            return -(-ds.image_writer.queue.qsize() // max(1, len(self._video_keys)))
-        return 0
-
-    def _wait_for_writer(self, timeout: float = 60.0) -> None:
-        """Backpressure: wait until the writer's bounded queue has room for this frame (never drop one)."""
-        backlog = self.backlog
-        st = self._writer_stats
-        st.max_backlog = max(st.max_backlog, backlog)
-        if backlog < self.queue_frames:
-            return
-        t0 = time.monotonic()
-        while self.backlog >= self.queue_frames:
-            if time.monotonic() - t0 > timeout:
-                raise RuntimeError(f"the episode writer made no progress for {timeout:.0f} s (queue full)")
-            time.sleep(0.002)
-        st.blocked_steps += 1
-        st.blocked_s += time.monotonic() - t0
+        """Frames waiting in the recorder's queue for the writer."""
+        return self._writer.backlog if self._writer is not None else 0
 
     def writer_stats(self) -> dict:
         """Backpressure of the episode being recorded (EpisodeTiming's writer_* fields)."""
@@ -425,30 +417,53 @@ class EpisodeRecorder:
         }
 
     def add_frame(self, frame: dict, task: str) -> None:
-        """Queue one frame: vectors are kept in memory, images go to the writer (no encoding here)."""
+        """Queue one frame (copied) for the writer thread (no encoding here); checked here against the features,
+        so that a bad frame fails in the control loop."""
         missing = set(self._features) - set(frame)
         if missing:
             raise KeyError(f"frame is missing features {sorted(missing)}")
         if self._ds is None:
             self._open_episode()
-        self._wait_for_writer()
-        self._ds.add_frame({**{k: _value(frame[k], f) for k, f in self._features.items()}, "task": task})
+        row = {**{k: _value(frame[k], f) for k, f in self._features.items()}, "task": task}
+        self._validate_frame(row, self._features)
+        if self._writer is None:  # writer="sync"
+            self._ds.add_frame(row)
+        else:
+            self._raise_writer_error()
+            st = self._writer_stats
+            st.max_backlog = max(st.max_backlog, self._writer.backlog)
+            waited = self._writer.put(row, timeout=WRITER_TIMEOUT_S)
+            if waited:
+                st.blocked_steps += 1
+                st.blocked_s += waited
         self._frames += 1
+
+    def _raise_writer_error(self) -> None:
+        if self._writer is not None and self._writer.error is not None:
+            err = self._writer.error
+            raise RuntimeError(f"the episode writer failed: {err!r}; the episode is not saved") from err
 
     def save_episode(self, timing: EpisodeTiming | None = None) -> bool:
         """Finish the current episode after the loop (the writer's backlog is written, the video encoded):
         finalized on disk and renamed into the staging dir (atomic). With a `timing` that is off rate and not
-        `kept_anyway`, it is staged as rejected (`<name>.rejected`, not merged). False if it has no frames."""
+        `kept_anyway`, it is staged as rejected (`<name>.rejected`, not merged). False if it has no frames.
+        Raises (and drops the episode) if a frame was lost on the way: the dataset must hold every frame."""
         if self._frames == 0:
             return False
         t0 = time.monotonic()
         ds = self._ds
-        dropped = sum(getattr(getattr(ds, "_streaming_encoder", None), "_dropped_frames", {}).values())
-        if dropped:  # cannot happen with the wait in add_frame; a video shorter than the data would be corrupt
-            raise RuntimeError(f"the video encoder dropped {dropped} frames; the episode is not saved")
-        ds.save_episode()
-        ds.stop_image_writer()
-        ds.finalize()
+        try:
+            if self._writer is not None:
+                self._writer.finish()
+                self._raise_writer_error()
+            ds.save_episode()
+            ds.stop_image_writer()
+            ds.finalize()
+            check_complete(self._tmp, ds.num_frames, self._frames, self._video_keys)
+        except BaseException:
+            with contextlib.suppress(Exception):  # the first error is the one to report
+                self.discard_episode()
+            raise
         if timing is not None:
             (self._tmp / TIMING).write_text(json.dumps([timing.to_json()], indent=1))
         _fsync_tree(self._tmp)
@@ -458,7 +473,7 @@ class EpisodeRecorder:
         _fsync_dir(self.paths.staging)
         (self.rejected if rejected else self._staged).append(dst)
         self._saved.append(dst)
-        self._ds, self._tmp, self._frames = None, None, 0
+        self._ds, self._writer, self._tmp, self._frames = None, None, None, 0
         logger.info(
             "%s episode %s (%s) in %.1f s after the loop",
             "rejected" if rejected else "saved",
@@ -481,11 +496,17 @@ class EpisodeRecorder:
 
     def discard_episode(self) -> None:
         """Drop the episode being recorded (its writer threads are stopped first)."""
-        if self._ds is not None:
-            _stop_writers(self._ds)
-        if self._tmp is not None:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-        self._ds, self._tmp, self._frames = None, None, 0
+        writer, ds, tmp = self._writer, self._ds, self._tmp
+        self._ds, self._writer, self._tmp, self._frames = None, None, None, 0
+        try:
+            if writer is not None:
+                writer.cancel()
+            if ds is not None:
+                ds.finalize()  # stops LeRobot's encoder threads (its episode is cancelled) and closes its files
+                ds.stop_image_writer()
+        finally:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
 
     def discard_last(self) -> str | None:
         """Drop the last episode saved in this session (before it is merged), kept or rejected. Returns "kept" or
@@ -525,9 +546,10 @@ class EpisodeRecorder:
 
 
 def _value(v, feature: dict):
+    """A copy (the frame waits in the queue while the caller may reuse its buffers), vectors in the feature's dtype."""
     if feature["dtype"] in ("float32", "float64"):
-        return np.asarray(v, feature["dtype"])
-    return v
+        return np.array(v, feature["dtype"], copy=True)
+    return np.array(v, copy=True) if isinstance(v, np.ndarray) else v
 
 
 @dataclasses.dataclass
@@ -535,29 +557,6 @@ class _WriterStats:
     blocked_steps: int = 0
     blocked_s: float = 0.0
     max_backlog: int = 0
-
-
-def _stop_writers(ds) -> None:
-    """Stop a dataset's writer threads without writing what is still queued (the episode is dropped)."""
-    enc = getattr(ds, "_streaming_encoder", None)
-    if enc is not None:
-        for q in getattr(enc, "_frame_queues", {}).values():
-            _drain(q, task_done=False)
-            q.put(None)  # the encoder thread closes its file at once instead of polling its stop flag
-        enc.cancel_episode()
-    if ds.image_writer is not None:
-        _drain(ds.image_writer.queue, task_done=True)
-        ds.stop_image_writer()
-
-
-def _drain(q, *, task_done: bool) -> None:
-    while True:
-        try:
-            q.get_nowait()
-        except queue.Empty:
-            return
-        if task_done:
-            q.task_done()
 
 
 def _compatible_features(dataset: pathlib.Path, features: dict) -> dict:
