@@ -36,7 +36,6 @@ videos are shorter than its data.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import fcntl
 import json
@@ -460,9 +459,12 @@ class EpisodeRecorder:
             ds.stop_image_writer()
             ds.finalize()
             check_complete(self._tmp, ds.num_frames, self._frames, self._video_keys)
-        except BaseException:
-            with contextlib.suppress(Exception):  # the first error is the one to report
+        except BaseException as err:
+            try:
                 self.discard_episode()
+            except Exception as discard_err:  # the first error is the one raised; this one is attached to it
+                err.add_note(f"discarding the unsaved episode then failed too: {discard_err!r}")
+                logger.exception("discarding the unsaved episode failed")
             raise
         if timing is not None:
             (self._tmp / TIMING).write_text(json.dumps([timing.to_json()], indent=1))
