@@ -7,6 +7,7 @@ import functools
 
 from flax import nnx
 import jax
+import jax_init
 import numpy as np
 import pytest
 import safetensors.torch
@@ -101,13 +102,13 @@ def test_siglip_tokens_with_a_three_layer_stem_match_jax():
 
 @pytest.mark.parametrize("pi05", [False, True], ids=["pi0", "pi05"])
 def test_small_conv_model_matches_jax(pi05):
-    """convert.torch_model_from_jax_init holds the JAX init (stem included); with the SigLIP head and the stem
+    """jax_init.torch_model_from_jax_init holds the JAX init (stem included); with the SigLIP head and the stem
     biases made non-zero (openpi's init zeroes the head, i.e. the image tokens) image tokens, actions and loss match."""
     cfg = _cfg(pi05)
     jax_model = cfg.create(jax.random.key(3))
     state = nnx.state(jax_model)
     params = state.to_pure_dict()
-    torch_model = convert.torch_model_from_jax_init(cfg, seed=3)
+    torch_model = jax_init.torch_model_from_jax_init(cfg, seed=3)
     kernel = np.asarray(params["PaliGemma"]["img"]["stem"]["conv_1"]["kernel"])
     assert kernel.shape == (3, 3, 32, 64)  # HWIO -> OIHW
     np.testing.assert_array_equal(torch_model.state_dict()[EMB + "stem.1.weight"].numpy(), kernel.transpose(3, 2, 0, 1))

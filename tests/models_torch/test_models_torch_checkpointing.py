@@ -4,11 +4,11 @@ and it really stores fewer activations for the backward pass."""
 from __future__ import annotations
 
 import jax
+import jax_init
 import numpy as np
 import torch
 
 from openpi.models import pi0_config
-from openpi.models_pytorch import convert
 
 
 def _saved_bytes_and_grads(model, obs, actions, noise, time):
@@ -28,7 +28,7 @@ def _saved_bytes_and_grads(model, obs, actions, noise, time):
 
 def test_checkpointing_keeps_gradients_and_saves_activation_memory():
     cfg = pi0_config.Pi0Config(pi05=True, action_horizon=4, **{**pi0_config.TINY, "max_token_len": 16})
-    model = convert.torch_model_from_jax_init(cfg, seed=0).train()
+    model = jax_init.torch_model_from_jax_init(cfg, seed=0).train()
     obs = jax.tree.map(lambda x: torch.as_tensor(np.asarray(x)), cfg.fake_obs(2))
     rng = np.random.default_rng(0)
     actions = torch.as_tensor(rng.normal(size=(2, 4, 32)).astype(np.float32))

@@ -186,17 +186,3 @@ def _to_numpy(tree: dict) -> dict:
 
 # Kept for callers of the earlier API (tests, bench): same function.
 jax_params_to_torch_state_dict = jax_to_torch
-
-
-def torch_model_from_jax_init(config, seed: int = 0):
-    """A PI0Pytorch holding the JAX model's init with key(seed), through `jax_to_torch` (imports jax and flax;
-    from-scratch torch training uses the torch-native init of the constructor instead)."""
-    from flax import nnx
-    import jax
-
-    from openpi.models_pytorch.pi0_pytorch import PI0Pytorch
-
-    params = nnx.state(config.create(jax.random.key(seed))).to_pure_dict()
-    model = PI0Pytorch(config)
-    model.load_state_dict(jax_to_torch(params, config))
-    return model

@@ -11,7 +11,7 @@
 
 The two Gemmas share one attention per layer (prefix tokens through the VLM weights, suffix tokens through the
 expert's). Numerically it matches openpi.models.pi0 (the JAX model) to ~1e-5 in float32. Nothing here imports jax;
-a JAX-identical initialisation goes through the converter (`convert.torch_model_from_jax_init`).
+a JAX-identical initialisation is the JAX model's params through `convert.jax_to_torch` (tests/models_torch/jax_init.py).
 """
 
 from __future__ import annotations
