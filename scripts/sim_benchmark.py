@@ -27,22 +27,22 @@ from pipeline_stages import PolicyServer
 from pipeline_stages import run_stage
 import tyro
 
+from openpi.training import config as _config
+
 SHARD_SEED_STRIDE = 500  # shard i of the generation uses seeds 500*i..; evaluation uses 100000..
 
 
 @dataclasses.dataclass(frozen=True)
 class Tier:
     config: str
-    repo_id: str = "aloha_sim_transfer_small"
     render: tuple[int, int] = (120, 160)
     """Camera render (height, width) of the demonstrations and of the evaluation episodes."""
-    privileged: bool = False
 
 
 TIERS = {
-    "privileged": Tier("pi0_aloha_sim_small_privileged", privileged=True),
+    "privileged": Tier("pi0_aloha_sim_small_privileged"),
     "pixels": Tier("pi0_aloha_sim_small"),
-    "pixels-hires": Tier("pi0_aloha_sim_small_hires", "aloha_sim_transfer_small_240x320", (240, 320)),
+    "pixels-hires": Tier("pi0_aloha_sim_small_hires", (240, 320)),
 }
 
 
@@ -55,7 +55,7 @@ class Args:
     """Train config instead of the tier's default (e.g. pi05_aloha_sim_small_privileged, the pi0.5 variant)."""
     exp_name: str = "bench"
     repo_id: str | None = None
-    """Dataset to generate / train on. Default: the tier's (it must be the config's data repo_id)."""
+    """Dataset to generate. Default: the config's data repo_id (the dataset it trains on)."""
     num_demos: int = 60
     generate_workers: int = 2
     """Generation processes (seed shards merged into one dataset)."""
@@ -247,8 +247,9 @@ def main(args: Args) -> dict:
         raise SystemExit(f"--tier {args.tier!r}: use one of {sorted(TIERS)}")
     tier = TIERS[args.tier]
     config = args.config or tier.config
-    repo_id = args.repo_id or tier.repo_id
-    privileged = tier.privileged
+    data = _config.get_config_or_exit(config).data
+    repo_id = args.repo_id or data.repo_id
+    privileged = data.env_state_dim > 0  # the state carries the simulator's cube pose
     render = ["--image-height", str(tier.render[0]), "--image-width", str(tier.render[1])]
     py = sys.executable
     env = dict(os.environ, HF_LEROBOT_HOME=str(args.datasets_dir), PYTHONUNBUFFERED="1")
