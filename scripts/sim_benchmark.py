@@ -43,6 +43,7 @@ TIERS = {
     "privileged": Tier("pi0_aloha_sim_small_privileged"),
     "pixels": Tier("pi0_aloha_sim_small"),
     "pixels-hires": Tier("pi0_aloha_sim_small_hires", (240, 320)),
+    "pixels-cube-target": Tier("pi0_aloha_sim_small_cube_target"),
 }
 
 
@@ -50,7 +51,7 @@ TIERS = {
 class Args:
     tier: str = "privileged"
     """privileged (pipeline check: cube pose in the state) | pixels (camera + joints) | pixels-hires (the same at a
-    240x320 render)"""
+    240x320 render) | pixels-cube-target (pixels, trained to also predict the cube pose: a training-only label)"""
     config: str | None = None
     """Train config instead of the tier's default (e.g. pi05_aloha_sim_small_privileged, the pi0.5 variant)."""
     exp_name: str = "bench"

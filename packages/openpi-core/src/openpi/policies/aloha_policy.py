@@ -70,6 +70,10 @@ class AlohaInputs:
     # Privileged simulator state: append data["env_state"] (the ALOHA-sim cube pose, xyz + wxyz quaternion) to the
     # joint state. Only for the pipeline-check tier of the sim recipe; a real robot has no such input.
     env_state_dim: int = 0
+    # Training-only auxiliary target (pixel tier of the sim recipe): data["env_state"] [H, n], the cube pose over the
+    # action chunk, is appended to the actions [H, 14] -> [H, 14 + n]. Observations without actions (serving) need
+    # no env_state; AlohaOutputs returns the 14 joint dims only.
+    env_state_target_dim: int = 0
     EXPECTED_CAMERAS = ("cam_high", "cam_low", "cam_left_wrist", "cam_right_wrist")
 
     def __call__(self, data: dict) -> dict:
@@ -101,12 +105,29 @@ class AlohaInputs:
                 images[dest], masks[dest] = np.zeros_like(base), np.False_
         inputs = {"image": images, "image_mask": masks, "state": state}
         if "actions" in data:
-            inputs["actions"] = _encode_actions_inv(
-                np.asarray(data["actions"], dtype=np.float32).copy(), self.adapt_to_pi
-            )
+            actions = _encode_actions_inv(np.asarray(data["actions"], dtype=np.float32).copy(), self.adapt_to_pi)
+            if self.env_state_target_dim:
+                actions = np.concatenate([actions, self._env_state_target(data, actions.shape)], axis=-1)
+            inputs["actions"] = actions
         if "prompt" in data:
             inputs["prompt"] = data["prompt"]
         return inputs
+
+
+    def _env_state_target(self, data: dict, action_shape: tuple[int, ...]) -> np.ndarray:
+        want = (*action_shape[:-1], self.env_state_target_dim)
+        if "env_state" not in data:
+            raise KeyError(
+                f"env_state_target_dim={self.env_state_target_dim}: the training sample needs 'env_state' {want} "
+                "(the dataset's observation.environment_state as an action-horizon sequence)"
+            )
+        target = np.asarray(data["env_state"], dtype=np.float32)
+        if target.shape != want:
+            raise ValueError(
+                f"env_state must be the cube pose over the action chunk, shape {want}, got {target.shape}; list "
+                "observation.environment_state in the data config's action_sequence_keys"
+            )
+        return target
 
 
 @dataclasses.dataclass(frozen=True)

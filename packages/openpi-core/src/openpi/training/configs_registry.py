@@ -124,6 +124,7 @@ def _aloha_sim_small(
     description: str,
     *,
     env_state_dim: int = 0,
+    env_state_target_dim: int = 0,
     model: pi0_config.Pi0Config = ALOHA_SIM_SMALL_MODEL,
     image_crop: tuple[float, float, float, float] | None = None,
     image_augmentation: bool = True,
@@ -141,9 +142,13 @@ def _aloha_sim_small(
             use_delta_joint_actions=False,
             adapt_to_pi=False,
             env_state_dim=env_state_dim,
+            env_state_target_dim=env_state_target_dim,
             image_crop=image_crop,
             tokenizer_path=DEBUG_TOKENIZER,
-            assets=AssetsConfig(asset_id=repo_id + ("_privileged" if env_state_dim else "")),
+            # The privileged state and the cube-target actions have more dims than the pixel tier's: own stats.
+            assets=AssetsConfig(
+                asset_id=repo_id + ("_privileged" if env_state_dim else "_cube_target" if env_state_target_dim else "")
+            ),
         ),
         image_augmentation=image_augmentation,
         # Sized for a 2-core CPU (bench/RESULTS.md: ~0.2-0.4 s a step); on a GPU raise steps and batch. One cosine
@@ -164,24 +169,32 @@ def _aloha_sim_small(
     )
 
 
+def _aloha_sim_pixels(name: str, description: str, model: pi0_config.Pi0Config, **kwargs) -> TrainConfig:
+    # The table crop (72x112 of the 120x160 render) at 96x144 through a conv stem into 16 px tokens (54 image
+    # tokens); the plain 14 px patch embedding at 84x126 scored <= 5% (bench/RESULTS.md). No geometric
+    # augmentation: the camera is fixed, and a random 95% crop / 5 degree rotation moves the ~1 cm/px image by +-3 px.
+    return _aloha_sim_small(
+        name,
+        description,
+        model=dataclasses.replace(model, vision_variant="small_conv", image_resolution=(96, 144)),
+        image_crop=ALOHA_SIM_TABLE_CROP,
+        image_augmentation=False,
+        num_train_steps=6000,
+        save_interval=1500,
+        **kwargs,
+    )
+
+
 def _aloha_sim_tiers(
     family: str, model: pi0_config.Pi0Config, privileged_model: pi0_config.Pi0Config
 ) -> tuple[TrainConfig, TrainConfig]:
     """`<family>_aloha_sim_small` (pixels) and `<family>_aloha_sim_small_privileged` (pipeline check)."""
     name = f"{family}_aloha_sim_small"
     arch = "pi0" if family == "pi0" else "pi0.5"
-    pixels = _aloha_sim_small(
+    pixels = _aloha_sim_pixels(
         name,
         f"small {arch} trained from scratch on scripted ALOHA-sim transfer-cube (pixels + joints; CPU recipe)",
-        # The table crop (72x112 of the 120x160 render) at 96x144 through a conv stem into 16 px tokens (54 image
-        # tokens); the plain 14 px patch embedding at 84x126 scored <= 5% (bench/RESULTS.md). No geometric
-        # augmentation: the camera is fixed, and a random 95% crop / 5 degree rotation moves the ~1 cm/px image by
-        # +-3 px.
-        model=dataclasses.replace(model, vision_variant="small_conv", image_resolution=(96, 144)),
-        image_crop=ALOHA_SIM_TABLE_CROP,
-        image_augmentation=False,
-        num_train_steps=6000,
-        save_interval=1500,
+        model,
     )
     privileged = _aloha_sim_small(
         f"{name}_privileged",
@@ -205,6 +218,18 @@ PI0_ALOHA_SIM_SMALL_HIRES = _aloha_sim_small(
     num_train_steps=4000,
     save_interval=1000,
     repo_id="aloha_sim_transfer_small_240x320",
+)
+
+
+# The pixel tier with an auxiliary training target: the cube pose over the action chunk is appended to the actions
+# (dims 14..20), so the flow-matching loss itself asks the vision tower where the cube is. Served, the policy sees only
+# the camera and the joints (the cube dims are dropped). The simulator's pose is used as a label at training time only.
+PI0_ALOHA_SIM_SMALL_CUBE_TARGET = _aloha_sim_pixels(
+    "pi0_aloha_sim_small_cube_target",
+    "pi0_aloha_sim_small that also learns to predict the cube pose over the chunk (a training-only auxiliary target; "
+    "served from pixels + joints)",
+    ALOHA_SIM_SMALL_PI0_MODEL,
+    env_state_target_dim=7,
 )
 
 
@@ -263,6 +288,7 @@ CONFIGS = [
     # -------------------------------------------------------------------------------------------- ALOHA
     *_aloha_sim_tiers("pi0", ALOHA_SIM_SMALL_PI0_MODEL, ALOHA_SIM_SMALL_PI0_MODEL),
     PI0_ALOHA_SIM_SMALL_HIRES,
+    PI0_ALOHA_SIM_SMALL_CUBE_TARGET,
     # The privileged pi0.5 prompt carries 7 more discretized state values: 112 tokens hold it whole (96 cut its end).
     *_aloha_sim_tiers("pi05", ALOHA_SIM_SMALL_MODEL, dataclasses.replace(ALOHA_SIM_SMALL_MODEL, max_token_len=112)),
     TrainConfig(

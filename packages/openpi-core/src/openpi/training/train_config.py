@@ -135,16 +135,32 @@ class LeRobotAlohaDataConfig(DataConfigFactory):
     env_state_dim: int = 0
     """> 0: the privileged tier of the sim recipe; the dataset's `observation.environment_state` (cube pose) is
     appended to the state (the sim client sends it as `env_state` with --privileged)."""
+    env_state_target_dim: int = 0
+    """> 0: a training-only auxiliary target for the pixel tier of the sim recipe. The dataset's
+    `observation.environment_state` (cube pose) over the action horizon is appended to the action chunk (action dims
+    14..14+n), so the model must predict where the cube is and goes from the camera. The served policy returns only
+    the 14 joint dims and needs no `env_state` input."""
     image_crop: tuple[float, float, float, float] | None = None
     """Crop the top camera to (top, left, bottom, right) fractions before the resize (`transforms.CropImages`)."""
 
     def create(self, assets_dirs, model_config) -> DataConfig:
         keys = {"images": {"cam_high": "observation.images.top"}, "state": "observation.state", "actions": "action"}
-        if self.env_state_dim:
+        if self.env_state_dim and self.env_state_target_dim:
+            raise ValueError(
+                "env_state_dim (privileged state input) and env_state_target_dim (auxiliary action target) are "
+                "exclusive: set one of them"
+            )
+        sequence_keys: tuple[str, ...] = ("action",)
+        if self.env_state_dim or self.env_state_target_dim:
             keys["env_state"] = "observation.environment_state"
+        if self.env_state_target_dim:
+            sequence_keys += ("observation.environment_state",)
         repack = _transforms.Group(inputs=[_transforms.RepackTransform(keys)])
+        inputs = aloha_policy.AlohaInputs(
+            self.adapt_to_pi, env_state_dim=self.env_state_dim, env_state_target_dim=self.env_state_target_dim
+        )
         data = _transforms.Group(
-            inputs=[aloha_policy.AlohaInputs(self.adapt_to_pi, env_state_dim=self.env_state_dim)],
+            inputs=[inputs],
             outputs=[aloha_policy.AlohaOutputs(self.adapt_to_pi)],
         )
         if self.image_crop is not None:
@@ -157,7 +173,7 @@ class LeRobotAlohaDataConfig(DataConfigFactory):
             repack_transforms=repack,
             data_transforms=data,
             model_transforms=ModelTransformFactory(self.default_prompt, self.tokenizer_path)(model_config),
-            action_sequence_keys=("action",),
+            action_sequence_keys=sequence_keys,
         )
 
 
