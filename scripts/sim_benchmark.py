@@ -67,6 +67,9 @@ class Args:
     batch_size: int | None = None
     curve_episodes: int = 20
     final_episodes: int = 50
+    final_executors: tuple[str, ...] = ("ensemble",)
+    """The final checkpoint is also evaluated with these executors (same seeds; aloha_sim.evaluate --executor). The
+    curve itself is chunked execution (sync)."""
     rtc: bool = False
     """Also sweep executors x inference delays on the final checkpoint."""
     rtc_executors: tuple[str, ...] = ("sync", "naive", "ensemble", "rtc")
@@ -305,6 +308,19 @@ def main(args: Args) -> dict:
                 extra=extra if final else [*extra, "--no-videos"],
             )
             points.append({"step": step, **{k: summary[k] for k in ("policy", "expert") if k in summary}})
+            if final:
+                points[-1]["executors"] = {
+                    kind: _evaluate(
+                        server,
+                        out / f"eval_step{step}_{kind}",
+                        env,
+                        episodes=final_eps,
+                        privileged=privileged,
+                        extra=[*extra, "--executor", kind, "--no-videos", "--no-expert"],
+                    )["policy"]
+                    for kind in args.final_executors
+                    if kind != "sync"
+                }
             if final and args.rtc and not args.smoke:
                 rtc_rows = []
                 for kind in args.rtc_executors:
@@ -337,6 +353,11 @@ def main(args: Args) -> dict:
             f"| {p['step']} | {_pct(s)} | {s['mean_max_reward']:.2f} | {s['mean_episode_time_s']:.2f} | "
             f"{_pct(p['expert']) if 'expert' in p else '-'} |"
         )
+        for kind, s in p.get("executors", {}).items():
+            lines.append(
+                f"| {p['step']}, `{kind}` executor | {_pct(s)} | {s['mean_max_reward']:.2f} | "
+                f"{s['mean_episode_time_s']:.2f} | - |"
+            )
     lines.append("")
     lines.append("Stage timings: " + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()))
     (out / "results.md").write_text("\n".join(lines) + "\n")

@@ -41,4 +41,10 @@ def test_sim_benchmark_smoke_runs_every_stage(repo_root, tmp_path):
     assert [e["seed"] for e in summary["episodes"]] == [100000, 100001]
     assert all(e["requests"] >= 1 for e in summary["episodes"])
     assert (out / "privileged" / "curve.png").stat().st_size > 1000
-    assert "| 4 |" in (out / "privileged" / "results.md").read_text()
+    # The final checkpoint is also run with the ensemble executor, on the same seeds.
+    ens = results["points"][-1]["executors"]["ensemble"]
+    assert ens["episodes"] == 2 and 0.0 <= ens["success_rate"] <= 1.0
+    ens_summary = json.loads((out / "privileged" / "eval_step4_ensemble" / "summary.json").read_text())
+    assert [e["seed"] for e in ens_summary["episodes"]] == [100000, 100001]
+    md = (out / "privileged" / "results.md").read_text()
+    assert "| 4 |" in md and "| 4, `ensemble` executor |" in md
