@@ -113,13 +113,14 @@ class AlohaInputs:
             inputs["prompt"] = data["prompt"]
         return inputs
 
-
     def _env_state_target(self, data: dict, action_shape: tuple[int, ...]) -> np.ndarray:
         want = (*action_shape[:-1], self.env_state_target_dim)
         if "env_state" not in data:
             raise KeyError(
                 f"env_state_target_dim={self.env_state_target_dim}: the training sample needs 'env_state' {want} "
-                "(the dataset's observation.environment_state as an action-horizon sequence)"
+                "(the dataset's observation.environment_state as an action-horizon sequence). Served, such a policy takes "
+                "no RTC prev_actions (the cube dims of the previous chunk are unknown): use the sync, naive or "
+                "ensemble executor"
             )
         target = np.asarray(data["env_state"], dtype=np.float32)
         if target.shape != want:
