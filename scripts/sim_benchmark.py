@@ -37,13 +37,15 @@ class Tier:
     config: str
     render: tuple[int, int] = (120, 160)
     """Camera render (height, width) of the demonstrations and of the evaluation episodes."""
+    num_demos: int = 60
+    """Demonstrations generated when the dataset does not exist yet."""
 
 
 TIERS = {
     "privileged": Tier("pi0_aloha_sim_small_privileged"),
     "pixels": Tier("pi0_aloha_sim_small"),
     "pixels-hires": Tier("pi0_aloha_sim_small_hires", (240, 320)),
-    "pixels-cube-target": Tier("pi0_aloha_sim_small_cube_target"),
+    "pixels-cube-target": Tier("pi0_aloha_sim_small_cube_target", num_demos=200),
 }
 
 
@@ -57,7 +59,8 @@ class Args:
     exp_name: str = "bench"
     repo_id: str | None = None
     """Dataset to generate. Default: the config's data repo_id (the dataset it trains on)."""
-    num_demos: int = 60
+    num_demos: int | None = None
+    """Default: the tier's (60; pixels-cube-target 200). An existing dataset must have this many episodes."""
     generate_workers: int = 2
     """Generation processes (seed shards merged into one dataset)."""
     train_steps: int | None = None
@@ -262,8 +265,16 @@ def main(args: Args) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     t0 = time.time()
-    num_demos = 2 if args.smoke else args.num_demos
-    if not (args.datasets_dir / repo_id / "meta" / "info.json").exists():
+    num_demos = 2 if args.smoke else args.num_demos or tier.num_demos
+    info = args.datasets_dir / repo_id / "meta" / "info.json"
+    if info.exists():
+        have = json.loads(info.read_text())["total_episodes"]
+        if have != num_demos:
+            raise SystemExit(
+                f"{info.parent.parent} holds {have} episodes, this run asks for {num_demos} (--num-demos): pass "
+                f"--num-demos {have} to use it, or move it away (or --datasets-dir elsewhere) to generate {num_demos}"
+            )
+    else:
         start = time.time()
         # The smoke run records 60-step episodes: too short to finish the task, kept anyway (pipeline only).
         smoke_flags = ["--episode-len", "60", "--keep-failures", "--no-require-hold"] if args.smoke else []
