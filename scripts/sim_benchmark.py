@@ -64,7 +64,7 @@ class Args:
     generate_workers: int = 2
     """Generation processes (seed shards merged into one dataset)."""
     train_steps: int | None = None
-    """Default: the config's num_train_steps."""
+    """Default: the config's num_train_steps. The config's cosine schedule is stretched to it (one schedule)."""
     save_interval: int | None = None
     """Checkpoint (= learning-curve point) every N steps. Default: the config's save_interval."""
     batch_size: int | None = None
@@ -254,7 +254,8 @@ def main(args: Args) -> dict:
         raise SystemExit(f"--tier {args.tier!r}: use one of {sorted(TIERS)}")
     tier = TIERS[args.tier]
     config = args.config or tier.config
-    data = _config.get_config_or_exit(config).data
+    train_config = _config.get_config_or_exit(config)
+    data = train_config.data
     repo_id = args.repo_id or data.repo_id
     privileged = data.env_state_dim > 0  # the state carries the simulator's cube pose
     render = ["--image-height", str(tier.render[0]), "--image-width", str(tier.render[1])]
@@ -292,6 +293,10 @@ def main(args: Args) -> dict:
     steps = 4 if args.smoke else args.train_steps
     if steps is not None:
         train.append(f"--num-train-steps={steps}")
+        schedule = train_config.lr_schedule
+        stretch = getattr(schedule, "decay_steps", None) == train_config.num_train_steps
+        if stretch and steps > getattr(schedule, "warmup_steps", 0):  # not the smoke run's 4 steps
+            train.append(f"--lr-schedule.decay-steps={steps}")  # still one cosine schedule over the whole run
     if args.save_interval or args.smoke:
         train.append(f"--save-interval={2 if args.smoke else args.save_interval}")
         train.append(f"--keep-period={2 if args.smoke else args.save_interval}")
