@@ -64,10 +64,11 @@ def test_config_requests_the_cube_pose_as_a_sequence_with_own_stats():
     cfg = _config.get_config("pi0_aloha_sim_small_cube_target")
     dc = cfg.data.create(cfg.assets_dirs, cfg.model)
     assert tuple(dc.action_sequence_keys) == ("action", "observation.environment_state")
-    assert dc.asset_id == "aloha_sim_transfer_small_cube_target"
+    # Its own 200-demo dataset and its own stats (21 action dims), apart from the other tiers' 60-demo dataset.
+    assert dc.repo_id == "aloha_sim_transfer_small_200" and dc.asset_id == "aloha_sim_transfer_small_200_cube_target"
     assert cfg.data.env_state_dim == 0  # served without the privileged input
     pixels = _config.get_config("pi0_aloha_sim_small")
-    assert cfg.model == pixels.model and cfg.num_train_steps == pixels.num_train_steps
+    assert cfg.model == pixels.model  # the same network as the pixel tier: only the training target differs
 
 
 @pytest.mark.slow
@@ -78,17 +79,8 @@ def test_training_samples_carry_the_cube_trajectory(lerobot_home, tmp_path, monk
     from aloha_sim import generate
 
     monkeypatch.setenv("OPENPI_DATA_HOME", str(tmp_path / "cache"))
-    generate.generate(
-        generate.Args(
-            repo_id="cube_target_test",
-            num_episodes=1,
-            image_height=48,
-            image_width=64,
-            max_attempts_factor=3,
-            privileged=True,
-            fast_render=True,
-        )
-    )
+    small = dict(image_height=48, image_width=64, privileged=True, fast_render=True)
+    generate.generate(generate.Args(repo_id="cube_target_test", num_episodes=1, **small))
     cfg = _config.get_config("pi0_aloha_sim_small_cube_target")
     cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, repo_id="cube_target_test"))
     dc = cfg.data.create(cfg.assets_dirs, cfg.model)
