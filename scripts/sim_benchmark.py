@@ -258,6 +258,11 @@ def main(args: Args) -> dict:
     data = train_config.data
     repo_id = args.repo_id or data.repo_id
     privileged = data.env_state_dim > 0  # the state carries the simulator's cube pose
+    if args.rtc and "rtc" in args.rtc_executors and getattr(data, "env_state_target_dim", 0):
+        raise SystemExit(
+            f"--rtc: {config} is trained with the cube pose as extra action dims, which a served policy cannot take "
+            "back as RTC prev_actions; pass --rtc-executors sync naive ensemble"
+        )
     render = ["--image-height", str(tier.render[0]), "--image-width", str(tier.render[1])]
     py = sys.executable
     env = dict(os.environ, HF_LEROBOT_HOME=str(args.datasets_dir), PYTHONUNBUFFERED="1")

@@ -94,3 +94,13 @@ def test_training_samples_carry_the_cube_trajectory(lerobot_home, tmp_path, monk
         assert sample["actions"].shape == (H, 21)
         rows = np.minimum(np.arange(index, index + H), n - 1)
         np.testing.assert_allclose(sample["actions"][:, 14:], poses[rows], atol=1e-6)
+
+
+def test_sim_benchmark_refuses_rtc_for_the_cube_target_tier(repo_root, tmp_path):
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "scripts/sim_benchmark.py", "--tier", "pixels-cube-target", "--rtc"]
+    r = subprocess.run([*cmd, "--datasets-dir", str(tmp_path)], cwd=repo_root, capture_output=True, text=True)
+    assert r.returncode == 1 and "--rtc-executors sync naive ensemble" in r.stderr
+    assert not list(tmp_path.iterdir())  # stopped before generating anything
