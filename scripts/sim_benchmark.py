@@ -46,6 +46,7 @@ TIERS = {
     "pixels": Tier("pi0_aloha_sim_small"),
     "pixels-hires": Tier("pi0_aloha_sim_small_hires", (240, 320)),
     "pixels-cube-target": Tier("pi0_aloha_sim_small_cube_target", num_demos=200),
+    "pixels-cube-target-medium": Tier("pi0_aloha_sim_cube_target_medium_vision", num_demos=200),
 }
 
 
@@ -53,7 +54,8 @@ TIERS = {
 class Args:
     tier: str = "privileged"
     """privileged (pipeline check: cube pose in the state) | pixels (camera + joints) | pixels-hires (the same at a
-    240x320 render) | pixels-cube-target (pixels, trained to also predict the cube pose: a training-only label)"""
+    240x320 render) | pixels-cube-target (pixels, trained to also predict the cube pose: a training-only label) |
+    pixels-cube-target-medium (the same with a larger vision tower)"""
     config: str | None = None
     """Train config instead of the tier's default (e.g. pi05_aloha_sim_small_privileged, the pi0.5 variant)."""
     exp_name: str = "bench"

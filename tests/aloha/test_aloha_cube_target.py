@@ -104,3 +104,12 @@ def test_sim_benchmark_refuses_rtc_for_the_cube_target_tier(repo_root, tmp_path)
     r = subprocess.run([*cmd, "--datasets-dir", str(tmp_path)], cwd=repo_root, capture_output=True, text=True)
     assert r.returncode == 1 and "--rtc-executors sync naive ensemble" in r.stderr
     assert not list(tmp_path.iterdir())  # stopped before generating anything
+
+
+def test_medium_vision_lever_changes_only_the_vision_tower_and_steps():
+    base = _config.get_config("pi0_aloha_sim_small_cube_target")
+    medium = _config.get_config("pi0_aloha_sim_cube_target_medium_vision")
+    assert medium.data == base.data
+    assert dataclasses.replace(medium.model, vision_variant=base.model.vision_variant) == base.model
+    assert medium.model.vision_variant == "medium_conv"
+    assert medium.num_train_steps == medium.lr_schedule.decay_steps == 6000

@@ -97,6 +97,9 @@ SIGLIP_VARIANTS = {
     # The same with a two-layer convolutional stem and 16 px tokens (4x4 patches of the stem's 1/4-resolution map): the
     # pixel tier of the ALOHA-sim recipe, which must localize a ~4 px cube.
     "small_conv": SiglipConfig(width=96, depth=4, mlp_dim=384, num_heads=4, patch=16, conv_stem=(32, 64)),
+    # A larger tower for the same task (the model-size lever of bench/RESULTS.md): 2x the width, 1.5x the depth, 2x
+    # the stem's channels.
+    "medium_conv": SiglipConfig(width=192, depth=6, mlp_dim=768, num_heads=6, patch=16, conv_stem=(64, 128)),
 }
 
 

@@ -237,6 +237,18 @@ PI0_ALOHA_SIM_SMALL_CUBE_TARGET = _aloha_sim_pixels(
     num_train_steps=12000,
     save_interval=3000,
 )
+# The model-size lever on top of it: the `medium_conv` vision tower, one 6000-step schedule (compare with the 6000-step
+# run of the config above in bench/RESULTS.md).
+PI0_ALOHA_SIM_CUBE_TARGET_MEDIUM_VISION = dataclasses.replace(
+    PI0_ALOHA_SIM_SMALL_CUBE_TARGET,
+    name="pi0_aloha_sim_cube_target_medium_vision",
+    description="pi0_aloha_sim_small_cube_target with the larger medium_conv vision tower (model-size lever)",
+    model=dataclasses.replace(PI0_ALOHA_SIM_SMALL_CUBE_TARGET.model, vision_variant="medium_conv"),
+    num_train_steps=6000,
+    save_interval=1500,
+    keep_period=1500,
+    lr_schedule=dataclasses.replace(PI0_ALOHA_SIM_SMALL_CUBE_TARGET.lr_schedule, decay_steps=6000),
+)
 
 
 CONFIGS = [
@@ -295,6 +307,7 @@ CONFIGS = [
     *_aloha_sim_tiers("pi0", ALOHA_SIM_SMALL_PI0_MODEL, ALOHA_SIM_SMALL_PI0_MODEL),
     PI0_ALOHA_SIM_SMALL_HIRES,
     PI0_ALOHA_SIM_SMALL_CUBE_TARGET,
+    PI0_ALOHA_SIM_CUBE_TARGET_MEDIUM_VISION,
     # The privileged pi0.5 prompt carries 7 more discretized state values: 112 tokens hold it whole (96 cut its end).
     *_aloha_sim_tiers("pi05", ALOHA_SIM_SMALL_MODEL, dataclasses.replace(ALOHA_SIM_SMALL_MODEL, max_token_len=112)),
     TrainConfig(
